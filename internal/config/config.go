@@ -1,0 +1,152 @@
+// Package config holds wxgate's configuration: its shape, defaults, loading
+// from a YAML file and WXGATE_* environment variables, validation with
+// messages a person can act on, and a dump with secrets masked.
+package config
+
+import (
+	"time"
+)
+
+// AccountKind says which kind of WeChat app an account is.
+type AccountKind string
+
+const (
+	KindOfficialAccount AccountKind = "official_account"
+	KindMiniProgram     AccountKind = "mini_program"
+)
+
+// MessageMode is the message encryption mode chosen in WeChat's console.
+// It comes from the configuration, never from the callback query, so a
+// forged request cannot downgrade an encrypted account to plaintext.
+type MessageMode string
+
+const (
+	ModePlaintext  MessageMode = "plaintext"
+	ModeCompatible MessageMode = "compatible"
+	ModeSafe       MessageMode = "safe"
+)
+
+// DefaultAPIBaseURLs returns WeChat's API domain and its backup domain, in the order they are tried.
+func DefaultAPIBaseURLs() []string {
+	return []string{"https://api.weixin.qq.com", "https://api2.weixin.qq.com"}
+}
+
+// Config is the whole gateway configuration.
+type Config struct {
+	Listen      string         `yaml:"listen"`
+	PublicURL   string         `yaml:"public_url"`
+	DatabaseURL string         `yaml:"database_url"`
+	LogLevel    string         `yaml:"log_level"`
+	LogFormat   string         `yaml:"log_format"`
+	Callback    CallbackConfig `yaml:"callback"`
+	Accounts    []Account      `yaml:"accounts"`
+}
+
+// CallbackConfig tunes the handling of WeChat's callback requests.
+type CallbackConfig struct {
+	// TimestampWindow is how far the query timestamp may be from now before
+	// a request is refused as a replay. WeChat retries for about 15 seconds,
+	// so it must stay well above that.
+	TimestampWindow time.Duration `yaml:"timestamp_window"`
+	MaxBodyBytes    int64         `yaml:"max_body_bytes"`
+	// ReplyDeadline is when the answer is written at the latest; WeChat
+	// gives up after 5 seconds.
+	ReplyDeadline time.Duration `yaml:"reply_deadline"`
+}
+
+// Account is one WeChat app connected to the gateway.
+type Account struct {
+	Name                       string      `yaml:"name"`
+	Kind                       AccountKind `yaml:"kind"`
+	AppID                      string      `yaml:"app_id"`
+	AppSecret                  string      `yaml:"app_secret,omitempty"`
+	AppSecretFile              string      `yaml:"app_secret_file,omitempty"`
+	Token                      string      `yaml:"token,omitempty"`
+	TokenFile                  string      `yaml:"token_file,omitempty"`
+	EncodingAESKey             string      `yaml:"encoding_aes_key,omitempty"`
+	EncodingAESKeyFile         string      `yaml:"encoding_aes_key_file,omitempty"`
+	PreviousEncodingAESKey     string      `yaml:"previous_encoding_aes_key,omitempty"`
+	PreviousEncodingAESKeyFile string      `yaml:"previous_encoding_aes_key_file,omitempty"`
+	MessageMode                MessageMode `yaml:"message_mode"`
+	OriginalID                 string      `yaml:"original_id,omitempty"`
+	APIBaseURLs                []string    `yaml:"api_base_urls"`
+	Replies                    []ReplyRule `yaml:"replies,omitempty"`
+}
+
+// ReplyRule is an auto-reply rule seeded into the database at start.
+type ReplyRule struct {
+	// Match is keyword, msg_type, subscribe, click or default.
+	Match string `yaml:"match" json:"match"`
+	// Mode is exact (the default), contains or regex; only for keyword rules.
+	Mode     string       `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Pattern  string       `yaml:"pattern,omitempty" json:"pattern,omitempty"`
+	MsgType  string       `yaml:"msg_type,omitempty" json:"msg_type,omitempty"`
+	EventKey string       `yaml:"event_key,omitempty" json:"event_key,omitempty"`
+	Reply    ReplyContent `yaml:"reply" json:"reply"`
+}
+
+// ReplyContent is the passive reply a rule answers with. The JSON tags are
+// the shape stored in the reply_rules.reply column.
+type ReplyContent struct {
+	// Type is text, none (answer "success"), image, voice, video or news.
+	Type        string    `yaml:"type" json:"type"`
+	Content     string    `yaml:"content,omitempty" json:"content,omitempty"`
+	MediaID     string    `yaml:"media_id,omitempty" json:"media_id,omitempty"`
+	Title       string    `yaml:"title,omitempty" json:"title,omitempty"`
+	Description string    `yaml:"description,omitempty" json:"description,omitempty"`
+	Articles    []Article `yaml:"articles,omitempty" json:"articles,omitempty"`
+}
+
+// Article is one entry of a news reply.
+type Article struct {
+	Title       string `yaml:"title" json:"title"`
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	PicURL      string `yaml:"pic_url,omitempty" json:"pic_url,omitempty"`
+	URL         string `yaml:"url,omitempty" json:"url,omitempty"`
+}
+
+// Default returns the configuration used where the file and the
+// environment say nothing.
+func Default() Config {
+	return Config{
+		Listen:      "127.0.0.1:8080",
+		DatabaseURL: "sqlite://data/wxgate.db",
+		LogLevel:    "info",
+		LogFormat:   "text",
+		Callback: CallbackConfig{
+			TimestampWindow: 5 * time.Minute,
+			MaxBodyBytes:    256 << 10,
+			ReplyDeadline:   4 * time.Second,
+		},
+	}
+}
+
+// CallbackPath is the path WeChat posts this account's messages to.
+func (a Account) CallbackPath() string {
+	return "/wx/" + a.Name
+}
+
+// Account returns the account with the given name. The pointer refers to
+// the element of c.Accounts, which c shares with the configuration it was
+// copied from.
+func (c Config) Account(name string) (*Account, bool) {
+	for i := range c.Accounts {
+		if c.Accounts[i].Name == name {
+			return &c.Accounts[i], true
+		}
+	}
+	return nil, false
+}
+
+// applyDefaults fills what an account left out.
+func (a *Account) applyDefaults() {
+	if a.Kind == "" {
+		a.Kind = KindOfficialAccount
+	}
+	if a.MessageMode == "" {
+		a.MessageMode = ModePlaintext
+	}
+	if len(a.APIBaseURLs) == 0 {
+		a.APIBaseURLs = DefaultAPIBaseURLs()
+	}
+}

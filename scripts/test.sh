@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The whole wxgate test suite, as run by CI (.ci/run) and by a newcomer:
+#   ./scripts/test.sh
+# It makes PostgreSQL reachable (starting the installed server, or installing
+# Debian's postgresql), then runs vet, the tests with -race on SQLite and
+# PostgreSQL, and a bounded fuzz run of every fuzz target.
+# FUZZTIME (default 10s) sets the fuzzing time per target; 0 skips fuzzing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '==> %s\n' "$*"; }
+
+if ! command -v go >/dev/null 2>&1; then
+	for d in /usr/local/go/bin /usr/lib/go/bin; do
+		[ -x "$d/go" ] && export PATH="$d:$PATH" && break
+	done
+fi
+command -v go >/dev/null 2>&1 || { echo "Go 1.26+ is required (https://go.dev/dl/)"; exit 1; }
+say "$(go version)"
+
+# ---- PostgreSQL -------------------------------------------------------------
+pg_role=wxgate_test
+pg_url="postgres://${pg_role}:${pg_role}@127.0.0.1:5432/postgres?sslmode=disable"
+
+pg_ready() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; }
+
+as_postgres() {
+	if command -v runuser >/dev/null 2>&1; then runuser -u postgres -- "$@"; else su postgres -c "$*"; fi
+}
+
+start_postgres() {
+	if ! command -v pg_ctlcluster >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+		say "installing PostgreSQL (Debian package postgresql)"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq >/dev/null
+		apt-get install -y -qq postgresql >/dev/null
+	fi
+	if command -v pg_ctlcluster >/dev/null 2>&1; then
+		local version
+		version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+		if [ -z "$version" ] && command -v pg_createcluster >/dev/null 2>&1; then
+			version=$(ls /usr/lib/postgresql | sort -V | tail -n1)
+			pg_createcluster "$version" main >/dev/null
+		fi
+		say "starting PostgreSQL $version"
+		pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+		for _ in $(seq 1 30); do pg_ready && return 0; sleep 1; done
+	fi
+	return 1
+}
+
+if [ -n "${WXGATE_TEST_POSTGRES_URL:-}" ]; then
+	say "using PostgreSQL from WXGATE_TEST_POSTGRES_URL"
+	export WXGATE_REQUIRE_POSTGRES=1
+elif pg_ready || start_postgres; then
+	if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1; then
+		# A password role works whatever pg_hba.conf says (trust, md5 or scram).
+		as_postgres psql -q -h 127.0.0.1 -d postgres -v ON_ERROR_STOP=1 -c \
+			"DO \$\$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname='${pg_role}') THEN CREATE ROLE ${pg_role} LOGIN SUPERUSER PASSWORD '${pg_role}'; END IF; END\$\$;" \
+			>/dev/null 2>&1 ||
+			as_postgres psql -q -d postgres -v ON_ERROR_STOP=1 -c \
+				"DO \$\$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname='${pg_role}') THEN CREATE ROLE ${pg_role} LOGIN SUPERUSER PASSWORD '${pg_role}'; END IF; END\$\$;" >/dev/null
+		export WXGATE_TEST_POSTGRES_URL="$pg_url"
+	else
+		export WXGATE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	fi
+	export WXGATE_REQUIRE_POSTGRES=1
+	say "PostgreSQL reachable: store tests run on SQLite and PostgreSQL"
+else
+	say "PostgreSQL not reachable and could not be installed: PostgreSQL store tests will be skipped (each says why)"
+fi
+
+# ---- Go ---------------------------------------------------------------------
+say "go vet"
+go vet ./...
+
+say "go test -race"
+go test -race -count=1 -timeout 30m ./...
+
+fuzztime=${FUZZTIME:-10s}
+if [ "$fuzztime" != "0" ]; then
+	say "bounded fuzzing (${fuzztime} per target)"
+	grep -rl --include='*_test.go' '^func Fuzz' . | while read -r file; do
+		dir=$(dirname "$file")
+		grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //' | while read -r target; do
+			say "fuzz $dir $target"
+			if ! out=$(go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$dir" 2>&1); then
+				printf '%s\n' "$out"
+				exit 1
+			fi
+		done
+	done
+fi
+
+say "all tests passed"
