@@ -100,6 +100,9 @@ func (c *Crypter) AppID() string { return c.appID }
 // that opened it (0 = current; reply with the same key) and an error wrapping a
 // *CryptoError. The trailing receive id must equal the AppID.
 func (c *Crypter) Decrypt(encrypted string) (msg []byte, keyIndex int, err error) {
+	if len(c.keys) == 0 {
+		return nil, 0, ErrIllegalAESKey
+	}
 	ciphertext, err := base64.StdEncoding.DecodeString(encrypted)
 	if err != nil {
 		return nil, 0, ErrDecodeBase64
@@ -122,6 +125,9 @@ func (c *Crypter) Decrypt(encrypted string) (msg []byte, keyIndex int, err error
 
 // Encrypt seals msg with a fresh random prefix using key keyIndex.
 func (c *Crypter) Encrypt(msg []byte, keyIndex int) (string, error) {
+	if len(c.keys) == 0 {
+		return "", ErrIllegalAESKey
+	}
 	var random [16]byte
 	if _, err := rand.Read(random[:]); err != nil {
 		return "", &CryptoError{Code: CodeEncryptAES, Msg: "random prefix: " + err.Error()}
@@ -134,6 +140,9 @@ func (c *Crypter) Encrypt(msg []byte, keyIndex int) (string, error) {
 func (c *Crypter) EncryptWithRandom(random, msg []byte, keyIndex int) (string, error) {
 	if len(random) != 16 {
 		return "", &CryptoError{Code: CodeEncryptAES, Msg: "random prefix must be 16 bytes"}
+	}
+	if len(c.keys) == 0 {
+		return "", ErrIllegalAESKey
 	}
 	if keyIndex < 0 || keyIndex >= len(c.keys) {
 		keyIndex = 0

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // EncodeMessage renders a push as WeChat writes it: root <xml>, text values in
@@ -72,12 +73,50 @@ func encodeValue(buf *bytes.Buffer, name string, v reflect.Value) {
 	}
 }
 
-// writeCDATA writes s as CDATA, splitting any "]]>" so the section stays valid.
+// writeCDATA writes s as CDATA when CDATA carries it verbatim.
 func writeCDATA(buf *bytes.Buffer, s string) {
-	if !strings.Contains(s, "]]>") {
+	if !strings.Contains(s, "]]>") && !strings.ContainsRune(s, '\r') && isXMLText(s) {
 		buf.WriteString("<![CDATA[" + s + "]]>")
 		return
 	}
-	// Fall back to escaped text for the rare value that would end the section.
+	// Escaped text for the rare value CDATA cannot hold: "]]>" would end the
+	// section, a parser turns a raw \r into \n, and characters outside XML's
+	// range (and invalid UTF-8) would make the document invalid; EscapeText
+	// writes &#xD; for the first two and U+FFFD for the last.
 	_ = xml.EscapeText(buf, []byte(s))
+}
+
+// isXMLText reports whether s is valid UTF-8 made only of characters XML 1.0
+// allows.
+func isXMLText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !isXMLChar(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// xmlText replaces invalid UTF-8 and characters XML 1.0 cannot carry with
+// U+FFFD, so that text put into CDATA keeps the document well-formed.
+func xmlText(s string) string {
+	if isXMLText(s) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isXMLChar(r) {
+			return r
+		}
+		return utf8.RuneError
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+}
+
+func isXMLChar(r rune) bool {
+	return r == 0x09 || r == 0x0A || r == 0x0D ||
+		r >= 0x20 && r <= 0xD7FF ||
+		r >= 0xE000 && r <= 0xFFFD ||
+		r >= 0x10000 && r <= 0x10FFFF
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -122,6 +123,11 @@ type Message struct {
 	SentCount   int64  `xml:"SentCount,omitempty" json:"SentCount,omitempty"`
 	ErrorCount  int64  `xml:"ErrorCount,omitempty" json:"ErrorCount,omitempty"`
 
+	// MASSSENDJOBFINISH also reports the originality check of the articles
+	// and the permanent URLs of the articles it sent.
+	CopyrightCheckResult *CopyrightCheckResult `xml:"CopyrightCheckResult,omitempty" json:"CopyrightCheckResult,omitempty"`
+	ArticleURLResult     *ArticleURLResult     `xml:"ArticleUrlResult,omitempty" json:"ArticleUrlResult,omitempty"`
+
 	// Subscription-message (订阅通知) events.
 	SubscribeMsgPopupEvent  *SubscribeMsgEvent `xml:"SubscribeMsgPopupEvent,omitempty" json:"SubscribeMsgPopupEvent,omitempty"`
 	SubscribeMsgChangeEvent *SubscribeMsgEvent `xml:"SubscribeMsgChangeEvent,omitempty" json:"SubscribeMsgChangeEvent,omitempty"`
@@ -181,12 +187,56 @@ type SubscribeMsgItem struct {
 	ErrorStatus           string `xml:"ErrorStatus,omitempty" json:"ErrorStatus,omitempty"`
 }
 
+// CopyrightCheckResult is MASSSENDJOBFINISH's originality check.
+type CopyrightCheckResult struct {
+	Count      int64                `xml:"Count" json:"Count"`
+	ResultList []CopyrightCheckItem `xml:"ResultList>item" json:"ResultList,omitempty"`
+	CheckState int64                `xml:"CheckState" json:"CheckState"`
+}
+
+// CopyrightCheckItem is the originality check of one article of a mass send.
+type CopyrightCheckItem struct {
+	ArticleIdx            int64  `xml:"ArticleIdx" json:"ArticleIdx"`
+	UserDeclareState      int64  `xml:"UserDeclareState" json:"UserDeclareState"`
+	AuditState            int64  `xml:"AuditState" json:"AuditState"`
+	OriginalArticleURL    string `xml:"OriginalArticleUrl" json:"OriginalArticleUrl"`
+	OriginalArticleType   int64  `xml:"OriginalArticleType" json:"OriginalArticleType"`
+	CanReprint            int64  `xml:"CanReprint" json:"CanReprint"`
+	NeedReplaceContent    int64  `xml:"NeedReplaceContent" json:"NeedReplaceContent"`
+	NeedShowReprintSource int64  `xml:"NeedShowReprintSource" json:"NeedShowReprintSource"`
+}
+
+// ArticleURLResult lists the URLs of the articles a mass send published.
+type ArticleURLResult struct {
+	Count      int64            `xml:"Count" json:"Count"`
+	ResultList []ArticleURLItem `xml:"ResultList>item" json:"ResultList,omitempty"`
+}
+
+// ArticleURLItem is one article of ArticleURLResult (ArticleIdx is 1-based).
+type ArticleURLItem struct {
+	ArticleIdx int64  `xml:"ArticleIdx" json:"ArticleIdx"`
+	ArticleURL string `xml:"ArticleUrl" json:"ArticleUrl"`
+}
+
 // PublishEventInfo belongs to PUBLISHJOBFINISH.
 type PublishEventInfo struct {
-	PublishID     string  `xml:"publish_id" json:"publish_id"`
-	PublishStatus int64   `xml:"publish_status" json:"publish_status"`
-	ArticleID     string  `xml:"article_id" json:"article_id"`
-	FailIdx       []int64 `xml:"fail_idx" json:"fail_idx,omitempty"`
+	PublishID     string                `xml:"publish_id" json:"publish_id"`
+	PublishStatus int64                 `xml:"publish_status" json:"publish_status"`
+	ArticleID     string                `xml:"article_id" json:"article_id"`
+	ArticleDetail *PublishArticleDetail `xml:"article_detail,omitempty" json:"article_detail,omitempty"`
+	FailIdx       []int64               `xml:"fail_idx" json:"fail_idx,omitempty"`
+}
+
+// PublishArticleDetail lists the articles of a successful publish.
+type PublishArticleDetail struct {
+	Count int64                `xml:"count" json:"count"`
+	Items []PublishArticleItem `xml:"item" json:"item,omitempty"`
+}
+
+// PublishArticleItem is one published article (Idx is 1-based).
+type PublishArticleItem struct {
+	Idx        int64  `xml:"idx" json:"idx"`
+	ArticleURL string `xml:"article_url" json:"article_url"`
 }
 
 // ErrMalformedMessage wraps every parse failure of an inbound body.
@@ -202,7 +252,29 @@ func ParseMessage(body []byte) (*Message, error) {
 	if m.XMLName.Local != "xml" {
 		return nil, fmt.Errorf("%w: root element is <%s>, want <xml>", ErrMalformedMessage, m.XMLName.Local)
 	}
+	// A namespaced root is still <xml>; drop the namespace so that messages
+	// compare and re-encode alike.
+	m.XMLName = xml.Name{Local: "xml"}
+	if !m.finite() {
+		// strconv accepts "NaN" and "Inf", which no coordinate is; such a
+		// message could not be stored as JSON nor compared with itself.
+		return nil, fmt.Errorf("%w: non-finite number", ErrMalformedMessage)
+	}
 	return &m, nil
+}
+
+// finite reports whether every float field holds a finite number.
+func (m *Message) finite() bool {
+	fs := []float64{m.LocationX, m.LocationY, m.Scale, m.Latitude, m.Longitude, m.Precision}
+	if l := m.SendLocationInfo; l != nil {
+		fs = append(fs, l.LocationX, l.LocationY, l.Scale)
+	}
+	for _, f := range fs {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseJSONMessage decodes a Mini Program JSON push. WeChat's JSON format
@@ -214,6 +286,9 @@ func ParseJSONMessage(body []byte) (*Message, error) {
 	var raw map[string]any
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedMessage, err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("%w: body is null, want an object", ErrMalformedMessage)
 	}
 	normalizeJSON(raw)
 	if list, ok := raw["List"]; ok {
@@ -286,7 +361,10 @@ func (m *Message) QRScene() (string, bool) {
 	switch m.Event {
 	case EventSubscribe:
 		scene, ok := strings.CutPrefix(m.EventKey, QRScenePrefix)
-		return scene, ok && scene != ""
+		if !ok || scene == "" {
+			return "", false
+		}
+		return scene, true
 	case EventScan:
 		return m.EventKey, m.EventKey != ""
 	}

@@ -81,6 +81,13 @@ type articleXML struct {
 	URL         cdata `xml:"Url"`
 }
 
+// articlesXML wraps the news items. A pointer to it (rather than an
+// "Articles>item" path, which encoding/xml writes as an empty <Articles/> even
+// when omitted) keeps the element out of the other reply kinds.
+type articlesXML struct {
+	Items []articleXML `xml:"item"`
+}
+
 type transInfoXML struct {
 	KfAccount cdata `xml:"KfAccount"`
 }
@@ -97,47 +104,58 @@ type replyXML struct {
 	Video        *videoXML     `xml:"Video,omitempty"`
 	Music        *musicXML     `xml:"Music,omitempty"`
 	ArticleCount int           `xml:"ArticleCount,omitempty"`
-	Articles     []articleXML  `xml:"Articles>item,omitempty"`
+	Articles     *articlesXML  `xml:"Articles,omitempty"`
 	TransInfo    *transInfoXML `xml:"TransInfo,omitempty"`
 }
+
+// cdataText wraps s for CDATA, replacing characters XML cannot carry (control
+// characters, invalid UTF-8) with U+FFFD: one stray byte must not turn the
+// whole reply into a body WeChat rejects.
+func cdataText(s string) cdata { return cdata{xmlText(s)} }
 
 func optional(s string) *cdata {
 	if s == "" {
 		return nil
 	}
-	return &cdata{s}
+	c := cdataText(s)
+	return &c
 }
 
 // BuildReply renders a passive reply. to is the follower's openid (the push's
 // FromUserName) and from the account's original id (the push's ToUserName).
 func BuildReply(to, from string, createTime int64, r Reply) ([]byte, error) {
-	x := replyXML{ToUserName: cdata{to}, FromUserName: cdata{from}, CreateTime: createTime, MsgType: cdata{r.MsgType()}}
+	if r == nil {
+		return nil, fmt.Errorf("nil reply")
+	}
+	x := replyXML{ToUserName: cdataText(to), FromUserName: cdataText(from), CreateTime: createTime, MsgType: cdataText(r.MsgType())}
 	switch v := r.(type) {
 	case TextReply:
-		x.Content = &cdata{v.Content}
+		c := cdataText(v.Content)
+		x.Content = &c
 	case ImageReply:
-		x.Image = &mediaXML{cdata{v.MediaID}}
+		x.Image = &mediaXML{cdataText(v.MediaID)}
 	case VoiceReply:
-		x.Voice = &mediaXML{cdata{v.MediaID}}
+		x.Voice = &mediaXML{cdataText(v.MediaID)}
 	case VideoReply:
-		x.Video = &videoXML{MediaID: cdata{v.MediaID}, Title: optional(v.Title), Description: optional(v.Description)}
+		x.Video = &videoXML{MediaID: cdataText(v.MediaID), Title: optional(v.Title), Description: optional(v.Description)}
 	case MusicReply:
 		if v.ThumbMediaID == "" {
 			return nil, fmt.Errorf("music reply needs a ThumbMediaID")
 		}
 		x.Music = &musicXML{Title: optional(v.Title), Description: optional(v.Description),
-			MusicURL: optional(v.MusicURL), HQMusicURL: optional(v.HQMusicURL), ThumbMediaID: cdata{v.ThumbMediaID}}
+			MusicURL: optional(v.MusicURL), HQMusicURL: optional(v.HQMusicURL), ThumbMediaID: cdataText(v.ThumbMediaID)}
 	case NewsReply:
 		if len(v.Articles) == 0 || len(v.Articles) > 8 {
 			return nil, fmt.Errorf("news reply needs 1 to 8 articles, got %d", len(v.Articles))
 		}
 		x.ArticleCount = len(v.Articles)
+		x.Articles = &articlesXML{}
 		for _, a := range v.Articles {
-			x.Articles = append(x.Articles, articleXML{cdata{a.Title}, cdata{a.Description}, cdata{a.PicURL}, cdata{a.URL}})
+			x.Articles.Items = append(x.Articles.Items, articleXML{cdataText(a.Title), cdataText(a.Description), cdataText(a.PicURL), cdataText(a.URL)})
 		}
 	case TransferCustomerServiceReply:
 		if v.KfAccount != "" {
-			x.TransInfo = &transInfoXML{cdata{v.KfAccount}}
+			x.TransInfo = &transInfoXML{cdataText(v.KfAccount)}
 		}
 	default:
 		return nil, fmt.Errorf("unknown reply kind %T", r)
@@ -204,5 +222,6 @@ func ParseReply(body []byte) (*ParsedReply, error) {
 	if r.XMLName.Local != "xml" {
 		return nil, fmt.Errorf("%w: root element is <%s>, want <xml>", ErrMalformedMessage, r.XMLName.Local)
 	}
+	r.XMLName = xml.Name{Local: "xml"}
 	return &r, nil
 }
