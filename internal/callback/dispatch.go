@@ -1,0 +1,276 @@
+package callback
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/msglog"
+	"github.com/wxgate/wxgate/internal/wechat"
+)
+
+// Outcomes, as counted in the callback metrics besides the refusal codes.
+const (
+	outcomeVerified  = "verified"
+	outcomeReplied   = "replied"
+	outcomeEmpty     = "empty"
+	outcomeDeferred  = "deferred"
+	outcomeDuplicate = "duplicate"
+)
+
+// dispatch answers an accepted push within the deadline. In the common
+// case it all happens on the request's goroutine: the reply comes from the
+// in-memory rules, the log write (group-committed) tells new from
+// duplicate, and a message without hooks is answered at once. Only hooks
+// run on a goroutine of their own, so the deadline can cut them loose.
+func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, a *account, in *inbound, start time.Time) {
+	now := h.now()
+	m := in.msg
+	fields, err := json.Marshal(m)
+	if err != nil {
+		fields = []byte("{}")
+	}
+	msgID := m.MsgID
+	if msgID == 0 {
+		msgID = m.JobMsgID
+	}
+	body := h.buildReply(a, m, now)
+	entry := msglog.Entry{
+		Account:    a.cfg.Name,
+		DedupKey:   m.DedupKey(),
+		OpenID:     m.FromUserName,
+		MsgType:    m.MsgType,
+		Event:      m.Event,
+		MsgID:      msgID,
+		Fields:     fields,
+		RawXML:     in.raw,
+		ReceivedAt: now,
+		Status:     msglog.StatusEmpty,
+		ReplyBody:  body,
+	}
+	if len(body) > 0 {
+		entry.Status = msglog.StatusReplied
+	}
+
+	// The deadline counts from the request's arrival: reading and
+	// decrypting it used part of WeChat's five seconds already.
+	remaining := max(h.deadline-time.Since(start), time.Millisecond)
+	timer := time.NewTimer(remaining)
+	defer timer.Stop()
+
+	// Queuing the row is bounded by the deadline (a stalled database fills
+	// the queue); once queued it is written whatever happens to the
+	// request, and work that outlives the answer runs on the handler's own
+	// context.
+	enqueue, cancel := context.WithTimeout(r.Context(), remaining)
+	defer cancel()
+	pending := h.log.Begin(enqueue, entry)
+	select {
+	case <-pending.Done():
+	case <-timer.C:
+		// The log did not answer in time (a stalled database): say
+		// "success" now and finish behind the answer.
+		h.answerDeferred(w, a, m, start)
+		h.background(func(ctx context.Context) { h.finishLate(ctx, a, m, entry, pending) })
+		return
+	}
+	res, err := pending.Result()
+	if err != nil {
+		h.logger.Error("recording a push", "account", entry.Account, "dedup_key", entry.DedupKey, "err", err)
+		h.refuse(w, r, a, errStorageUnavailable, start)
+		return
+	}
+	if res.Duplicate {
+		// A retry: the same answer as the first delivery, and no other work.
+		h.metrics.duplicates.WithLabelValues(entry.Account).Inc()
+		h.logger.Debug("duplicate push", "account", entry.Account, "dedup_key", entry.DedupKey, "first_status", res.Status)
+		h.writeReply(w, a, in, res.ReplyBody, now)
+		h.metrics.observe(entry.Account, outcomeDuplicate, start)
+		return
+	}
+
+	if h.hasHooks(m) && !h.runHooksWithin(timer, a, m, entry) {
+		h.answerDeferred(w, a, m, start)
+		return
+	}
+	h.writeReply(w, a, in, body, now)
+	outcome := outcomeEmpty
+	if len(body) > 0 {
+		outcome = outcomeReplied
+	}
+	h.metrics.observe(entry.Account, outcome, start)
+}
+
+// hookRun is shared by the handler waiting on hooks and the goroutine
+// running them; whichever comes second decides who marks the push
+// deferred.
+type hookRun struct {
+	mu       sync.Mutex
+	finished bool // the hooks returned
+	gaveUp   bool // the handler answered "success" at the deadline
+}
+
+// runHooksWithin runs the hooks on their own goroutine and waits for them
+// until the timer fires. It reports false when the deadline won: the push
+// is then marked deferred now, and again when the hooks end (stamping
+// handled_at with the time the work was done).
+func (h *Handler) runHooksWithin(timer *time.Timer, a *account, m *wechat.Message, entry msglog.Entry) bool {
+	run := &hookRun{}
+	done := make(chan struct{})
+	h.background(func(ctx context.Context) {
+		h.runHooks(ctx, a.cfg.Name, m)
+		close(done)
+		run.mu.Lock()
+		run.finished = true
+		late := run.gaveUp
+		run.mu.Unlock()
+		if late {
+			h.markDeferred(ctx, entry)
+			h.logger.Info("deferred push finished", "account", entry.Account, "dedup_key", entry.DedupKey)
+		}
+	})
+	select {
+	case <-done:
+		return true
+	case <-timer.C:
+	}
+	run.mu.Lock()
+	if run.finished {
+		run.mu.Unlock()
+		return true // done just in time
+	}
+	run.gaveUp = true
+	run.mu.Unlock()
+	h.background(func(ctx context.Context) { h.markDeferred(ctx, entry) })
+	return false
+}
+
+// finishLate completes a push whose log write outlived the deadline.
+func (h *Handler) finishLate(ctx context.Context, a *account, m *wechat.Message, entry msglog.Entry, pending *msglog.Pending) {
+	res, err := pending.Result()
+	if err != nil {
+		h.logger.Error("recording a push after its deadline", "account", entry.Account, "dedup_key", entry.DedupKey, "err", err)
+		return
+	}
+	if res.Duplicate {
+		return
+	}
+	h.runHooks(ctx, a.cfg.Name, m)
+	h.markDeferred(ctx, entry)
+}
+
+// background runs fn on a goroutine that shutdown waits for.
+func (h *Handler) background(fn func(ctx context.Context)) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		fn(h.bgCtx)
+	}()
+}
+
+func (h *Handler) answerDeferred(w http.ResponseWriter, a *account, m *wechat.Message, start time.Time) {
+	writeSuccess(w)
+	h.metrics.observe(a.cfg.Name, outcomeDeferred, start)
+	h.logger.Warn("reply deadline passed, answered success and finishing in the background",
+		"account", a.cfg.Name, "openid", m.FromUserName, "msg_type", m.MsgType, "event", m.Event, "deadline", h.deadline)
+}
+
+func (h *Handler) markDeferred(ctx context.Context, entry msglog.Entry) {
+	if err := h.log.SetOutcome(ctx, entry.Account, entry.DedupKey, msglog.StatusDeferred, nil); err != nil {
+		h.logger.Error("marking a push deferred", "account", entry.Account, "dedup_key", entry.DedupKey, "err", err)
+	}
+}
+
+// buildReply renders the rule's reply as plain XML, or nil for none.
+func (h *Handler) buildReply(a *account, m *wechat.Message, now time.Time) []byte {
+	if h.replies == nil {
+		return nil
+	}
+	reply := h.replies.Reply(a.cfg.Name, m)
+	if reply == nil {
+		return nil
+	}
+	body, err := wechat.BuildReply(m.FromUserName, m.ToUserName, now.Unix(), reply)
+	if err != nil {
+		h.logger.Error("building a reply; answering success", "account", a.cfg.Name, "err", err)
+		return nil
+	}
+	return body
+}
+
+// hasHooks reports whether a new push has domain work besides logging.
+func (h *Handler) hasHooks(m *wechat.Message) bool {
+	return len(h.hooks) > 0 ||
+		(h.followers != nil && follower.IsFollowEvent(m)) ||
+		(h.profiles != nil && m.IsEvent() && m.Event == wechat.EventSubscribe)
+}
+
+// runHooks runs the domain work of a new push. A failing hook is logged
+// and does not stop the others or the reply: the push is recorded and a
+// retry would not run it again anyway.
+func (h *Handler) runHooks(ctx context.Context, accountName string, m *wechat.Message) {
+	if !h.hasHooks(m) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.bgTime)
+	defer cancel()
+	if h.followers != nil && follower.IsFollowEvent(m) {
+		h.runHook(ctx, "followers", accountName, m, h.followers.ApplyEvent)
+	}
+	if h.profiles != nil && m.IsEvent() && m.Event == wechat.EventSubscribe {
+		h.runHook(ctx, "profile", accountName, m, func(ctx context.Context, account string, m *wechat.Message) error {
+			return h.profiles.FetchProfile(ctx, account, m.FromUserName)
+		})
+	}
+	for i, hook := range h.hooks {
+		h.runHook(ctx, "hook "+strconv.Itoa(i), accountName, m, hook)
+	}
+}
+
+func (h *Handler) runHook(ctx context.Context, name, accountName string, m *wechat.Message, hook Hook) {
+	defer func() {
+		// Hooks run on their own goroutines, out of reach of the HTTP
+		// server's recovery: a panicking hook must not take the gateway
+		// down.
+		if p := recover(); p != nil {
+			h.metrics.hookErrors.WithLabelValues(accountName).Inc()
+			h.logger.Error("callback hook panicked", "hook", name, "account", accountName, "panic", fmt.Sprint(p))
+		}
+	}()
+	if err := hook(ctx, accountName, m); err != nil {
+		h.metrics.hookErrors.WithLabelValues(accountName).Inc()
+		h.logger.Error("callback hook failed", "hook", name, "account", accountName, "openid", m.FromUserName, "event", m.Event, "err", err)
+	}
+}
+
+// writeReply answers with the reply, encrypted when the request was, or
+// "success" when there is none. Replies are sealed here, per request, so a
+// retry's answer carries the retry's nonce.
+func (h *Handler) writeReply(w http.ResponseWriter, a *account, in *inbound, body []byte, now time.Time) {
+	if len(body) == 0 {
+		writeSuccess(w)
+		return
+	}
+	if in.encrypted {
+		sealed, err := a.crypter.SealReply(a.cfg.Token, body, now.Unix(), in.nonce, in.keyIndex)
+		if err != nil {
+			h.logger.Error("encrypting a reply; answering success", "account", a.cfg.Name, "err", err)
+			writeSuccess(w)
+			return
+		}
+		body = sealed
+	}
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	_, _ = w.Write(body)
+}
+
+// writeSuccess tells WeChat "no reply": it shows nothing and does not retry.
+func writeSuccess(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("success"))
+}

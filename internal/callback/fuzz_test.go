@@ -1,0 +1,112 @@
+package callback_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/callback"
+	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/msglog"
+	"github.com/wxgate/wxgate/internal/wechat"
+)
+
+// memoryLog is a MessageLog that remembers what it was asked to record.
+type memoryLog struct {
+	mu      sync.Mutex
+	entries []msglog.Entry
+}
+
+func (l *memoryLog) Begin(_ context.Context, e msglog.Entry) *msglog.Pending {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, prev := range l.entries {
+		if prev.Account == e.Account && prev.DedupKey == e.DedupKey {
+			return msglog.Completed(msglog.Result{ID: 1, Duplicate: true, Status: prev.Status, ReplyBody: prev.ReplyBody}, nil)
+		}
+	}
+	l.entries = append(l.entries, e)
+	return msglog.Completed(msglog.Result{ID: int64(len(l.entries)), Status: e.Status, ReplyBody: e.ReplyBody}, nil)
+}
+
+func (l *memoryLog) SetOutcome(context.Context, string, string, msglog.Status, []byte) error {
+	return nil
+}
+
+func (l *memoryLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries)
+}
+
+// FuzzCallbackPOST: arbitrary query strings and bodies never panic, and
+// nothing is recorded unless the signatures the account's mode requires
+// verify.
+func FuzzCallbackPOST(f *testing.F) {
+	vs := loadVectors(f)
+	v1, v5 := vs["V1"], vs["V5"]
+	accounts := []config.Account{
+		vectorAccount("compat", v1, config.ModeCompatible),
+		vectorAccount("safe", v5, config.ModeSafe),
+		{Name: "plain", AppID: "wx0123456789abcdef", Token: "AAAAA", MessageMode: config.ModePlaintext},
+	}
+
+	v1Query := url.Values{"signature": {v1.Signature}, "timestamp": {v1.Timestamp}, "nonce": {v1.Nonce},
+		"encrypt_type": {"aes"}, "msg_signature": {v1.MsgSignature}}.Encode()
+	v5Query := url.Values{"signature": {v5.Signature}, "timestamp": {v5.Timestamp}, "nonce": {v5.Nonce},
+		"encrypt_type": {"aes"}, "msg_signature": {v5.MsgSignature}}.Encode()
+	plain := sign(f, accounts[2], []byte(v1.Msg), v1.Timestamp)
+	f.Add(uint8(0), v1Query, []byte(v1.Body))
+	f.Add(uint8(1), v5Query, []byte(v5.Body))
+	f.Add(uint8(2), plain.query.Encode(), plain.body)
+	f.Add(uint8(2), plain.query.Encode(), []byte("<xml><Encrypt>x</Encrypt></xml>"))
+	f.Add(uint8(1), v5Query, []byte("<xml><Encrypt><![CDATA[%%%]]></Encrypt></xml>"))
+	f.Add(uint8(0), "signature=&timestamp=&nonce=", []byte{})
+
+	f.Fuzz(func(t *testing.T, which uint8, rawQuery string, body []byte) {
+		log := &memoryLog{}
+		h, err := callback.New(callback.Options{
+			Accounts: accounts,
+			// Wide enough for every vector's timestamp, so the fuzzer
+			// reaches the checks past the window.
+			Settings: config.CallbackConfig{TimestampWindow: 20 * 365 * 24 * time.Hour, MaxBodyBytes: 64 << 10, ReplyDeadline: time.Second},
+			Log:      log,
+			Now:      func() time.Time { return time.Unix(1715943329, 0) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := accounts[int(which)%len(accounts)]
+		req := httptest.NewRequest(http.MethodPost, "/wx/"+a.Name, strings.NewReader(string(body)))
+		req.URL.RawQuery = rawQuery // as received: anything goes, even what a client could not build
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if err := h.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if log.count() == 0 {
+			if rec.Code == http.StatusOK {
+				t.Fatalf("200 without recording: %q", rec.Body.String())
+			}
+			return
+		}
+		q, _ := url.ParseQuery(req.URL.RawQuery)
+		if !wechat.VerifySignature(a.Token, q.Get("timestamp"), q.Get("nonce"), q.Get("signature")) {
+			t.Fatalf("recorded a push whose signature does not verify: %q", rawQuery)
+		}
+		if a.MessageMode != config.ModePlaintext {
+			outer, err := wechat.ParseMessage(body)
+			if err != nil || !wechat.VerifyMsgSignature(a.Token, q.Get("timestamp"), q.Get("nonce"), outer.Encrypt, q.Get("msg_signature")) {
+				t.Fatalf("recorded an encrypted push whose msg_signature does not verify: %q", rawQuery)
+			}
+		}
+		if rec.Code != http.StatusOK {
+			t.Fatalf("recorded but answered %d", rec.Code)
+		}
+	})
+}

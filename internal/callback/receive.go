@@ -1,0 +1,205 @@
+package callback
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/wechat"
+)
+
+// inbound is a push that passed every check.
+type inbound struct {
+	msg *wechat.Message
+	// raw is the push XML as WeChat wrote it, decrypted in encrypted modes.
+	raw []byte
+	// encrypted requests get encrypted replies, sealed with the key that
+	// opened the request and the request's nonce.
+	encrypted bool
+	keyIndex  int
+	nonce     string
+}
+
+// receive handles a push: open it, then dispatch it.
+func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	a, e := h.lookup(r)
+	if e != nil {
+		h.refuse(w, r, nil, e, start)
+		return
+	}
+	in, e := h.open(a, w, r)
+	if e != nil {
+		h.refuse(w, r, a, e, start)
+		return
+	}
+	h.dispatch(w, r, a, in, start)
+}
+
+// open verifies, reads and decrypts a push. The checks run cheapest first
+// and all of them before anything is stored. The mode is the account's
+// configured one: a query saying otherwise cannot downgrade a safe-mode
+// account to plaintext.
+func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inbound, *Error) {
+	q := r.URL.Query()
+	signature, timestamp, nonce := q.Get("signature"), q.Get("timestamp"), q.Get("nonce")
+	if signature == "" {
+		return nil, errMissingSignature
+	}
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return nil, errInvalidTimestamp
+	}
+	if !wechat.VerifySignature(a.cfg.Token, timestamp, nonce, signature) {
+		return nil, errInvalidSignature
+	}
+	// The window is checked after the signature so only requests signed
+	// with the Token can probe it; wide enough for WeChat's retries.
+	if skew := h.now().Sub(time.Unix(ts, 0)); skew > h.window || skew < -h.window {
+		return nil, errStaleTimestamp
+	}
+	encryptType := q.Get("encrypt_type")
+	if a.mode == config.ModeSafe && encryptType != "aes" {
+		return nil, errEncryptionRequired
+	}
+
+	body, e := h.readBody(w, r)
+	if e != nil {
+		return nil, e
+	}
+	var outer *wechat.Message
+	if a.mode == config.ModeSafe {
+		// The common safe-mode body: take Encrypt without a full XML
+		// decode (the costliest step of a push after the crypto). What
+		// it takes is checked by msg_signature like any other.
+		if enc, ok := safeEnvelope(body); ok {
+			outer = &wechat.Message{Encrypt: enc}
+		}
+	}
+	if outer == nil {
+		if outer, err = wechat.ParseMessage(body); err != nil {
+			return nil, errMalformedBody
+		}
+	}
+
+	in := &inbound{nonce: nonce}
+	if a.mode == config.ModePlaintext {
+		if outer.Encrypt != "" && outer.MsgType == "" {
+			// A safe-mode body: WeChat's console and wxgate disagree.
+			return nil, errModeMismatch
+		}
+		outer.Encrypt = ""
+		in.msg, in.raw = outer, body
+	} else {
+		if outer.Encrypt == "" {
+			return nil, errEncryptionRequired
+		}
+		if !wechat.VerifyMsgSignature(a.cfg.Token, timestamp, nonce, outer.Encrypt, q.Get("msg_signature")) {
+			return nil, errInvalidMsgSignature
+		}
+		plain, keyIndex, err := a.crypter.Decrypt(outer.Encrypt)
+		if err != nil {
+			if wechat.IsCryptoCode(err, wechat.CodeValidateAppID) {
+				return nil, errAppIDMismatch
+			}
+			return nil, errDecryptFailed
+		}
+		msg, err := wechat.ParseMessage(plain)
+		if err != nil {
+			return nil, errMalformedBody
+		}
+		// In compatible mode the plain fields travel unsigned beside the
+		// signed, encrypted copy; only the copy is used, and a body whose
+		// two halves disagree is refused as tampered.
+		if a.mode == config.ModeCompatible && !agree(outer, msg) {
+			return nil, errCompatibleMismatch
+		}
+		in.msg, in.raw, in.encrypted, in.keyIndex = msg, plain, true, keyIndex
+	}
+
+	if in.msg.FromUserName == "" || in.msg.MsgType == "" {
+		return nil, errMalformedBody
+	}
+	if a.cfg.OriginalID != "" && in.msg.ToUserName != a.cfg.OriginalID {
+		return nil, errToUserMismatch
+	}
+	return in, nil
+}
+
+// readBody reads at most max_body_bytes.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+	if r.ContentLength > h.maxBody {
+		return nil, errBodyTooLarge
+	}
+	size := r.ContentLength
+	if size <= 0 || size > h.maxBody {
+		size = 4 << 10
+	}
+	// Room for the whole body plus the read that sees EOF, so the buffer
+	// never grows (bytes.Buffer wants MinRead bytes free per read).
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, errBodyTooLarge
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, errMalformedBody
+	case buf.Len() == 0:
+		return nil, errMalformedBody
+	}
+	return buf.Bytes(), nil
+}
+
+// agree reports whether the plain fields of a compatible-mode body match
+// the decrypted message, for every field the plain part carries.
+func agree(plain, decrypted *wechat.Message) bool {
+	str := func(p, d string) bool { return p == "" || p == d }
+	num := func(p, d int64) bool { return p == 0 || p == d }
+	return str(plain.ToUserName, decrypted.ToUserName) &&
+		str(plain.FromUserName, decrypted.FromUserName) &&
+		num(plain.CreateTime, decrypted.CreateTime) &&
+		str(plain.MsgType, decrypted.MsgType) &&
+		num(plain.MsgID, decrypted.MsgID) &&
+		str(plain.Event, decrypted.Event) &&
+		str(plain.EventKey, decrypted.EventKey) &&
+		str(plain.Content, decrypted.Content)
+}
+
+var (
+	xmlOpen      = []byte("<xml>")
+	xmlClose     = []byte("</xml>")
+	encryptOpen  = []byte("<Encrypt><![CDATA[")
+	encryptClose = []byte("]]></Encrypt>")
+)
+
+// safeEnvelope extracts the Encrypt value of a safe-mode body shaped as
+// WeChat writes it: <xml>…<Encrypt><![CDATA[base64]]></Encrypt>…</xml>,
+// with Encrypt once. Anything else reports false and goes through the XML
+// decoder.
+func safeEnvelope(body []byte) (string, bool) {
+	b := bytes.TrimSpace(body)
+	if !bytes.HasPrefix(b, xmlOpen) || !bytes.HasSuffix(b, xmlClose) {
+		return "", false
+	}
+	start := bytes.Index(b, encryptOpen)
+	if start < 0 {
+		return "", false
+	}
+	rest := b[start+len(encryptOpen):]
+	end := bytes.Index(rest, encryptClose)
+	if end <= 0 || bytes.Contains(rest[end:], []byte("<Encrypt")) || bytes.Contains(b[:start], []byte("<Encrypt")) {
+		return "", false
+	}
+	enc := rest[:end]
+	for _, c := range enc {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return "", false
+		}
+	}
+	return string(enc), true
+}

@@ -1,0 +1,434 @@
+package msglog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/db"
+)
+
+// batcher is the group commit behind Record. One goroutine owns the write
+// path: it takes the first waiting insert, everything else already queued,
+// and — when traffic is concurrent — whatever arrives within MaxWait, up to
+// MaxBatch rows; it writes them with one multi-row INSERT … ON CONFLICT DO
+// NOTHING RETURNING in one transaction and answers each caller with its own
+// result. Callers block only on their own answer.
+type batcher struct {
+	store *Store
+	reqs  chan *Pending
+	done  chan struct{}
+
+	mu     sync.RWMutex // guards closed against sends on a closed channel
+	closed bool
+
+	insertStmts map[int]*sql.Stmt // PostgreSQL: the insert for n rows, prepared on first use
+	insertSQL   map[int]string    // SQLite: the insert for n rows
+	conn        *sql.Conn         // SQLite: the writer's own connection
+}
+
+// Pending is a push handed to the writer. Done is closed once it is
+// written (or failed); Result then tells which.
+type Pending struct {
+	entry Entry
+	done  chan struct{}
+	res   Result
+	err   error
+}
+
+// Done is closed when the result is known.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// Result waits for the write and returns its outcome.
+func (p *Pending) Result() (Result, error) {
+	<-p.done
+	return p.res, p.err
+}
+
+func (p *Pending) finish(res Result, err error) {
+	p.res, p.err = res, err
+	close(p.done)
+}
+
+// Completed returns a Pending that is already done, for other
+// implementations of a message log (tests, fakes).
+func Completed(res Result, err error) *Pending {
+	p := &Pending{done: make(chan struct{})}
+	p.finish(res, err)
+	return p
+}
+
+func newBatcher(s *Store) *batcher {
+	b := &batcher{
+		store:       s,
+		reqs:        make(chan *Pending, 4*s.maxBatch),
+		done:        make(chan struct{}),
+		insertStmts: map[int]*sql.Stmt{},
+		insertSQL:   map[int]string{},
+	}
+	go b.run()
+	return b
+}
+
+// submit queues e. Once queued the row is written even if ctx ends, so a
+// caller waits for the answer rather than guess whether it landed; the
+// writer's own transaction timeout bounds the wait.
+func (b *batcher) submit(ctx context.Context, e Entry) *Pending {
+	p := &Pending{entry: e, done: make(chan struct{})}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		p.finish(Result{}, ErrClosed)
+		return p
+	}
+	select {
+	case b.reqs <- p:
+	case <-ctx.Done():
+		p.finish(Result{}, ctx.Err())
+	}
+	return p
+}
+
+// close stops accepting rows, lets the writer flush what is queued and
+// waits for it.
+func (b *batcher) close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.reqs)
+	}
+	b.mu.Unlock()
+	<-b.done
+}
+
+func (b *batcher) run() {
+	defer close(b.done)
+	defer func() {
+		for _, stmt := range b.insertStmts {
+			stmt.Close()
+		}
+		if b.conn != nil {
+			b.conn.Close()
+		}
+	}()
+	maxBatch, maxWait := b.store.maxBatch, b.store.maxWait
+	batch := make([]*Pending, 0, maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	busy := false
+	for {
+		first, ok := <-b.reqs
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+		open := b.drain(&batch, maxBatch)
+		// Under concurrent load, wait a moment for the rows that are about
+		// to arrive: one commit for many is what makes SQLite keep up. A
+		// lone request (the previous batch had one row) is written at once.
+		if open && busy && maxWait > 0 && len(batch) < maxBatch {
+			open = b.linger(&batch, maxBatch, maxWait, timer)
+		}
+		busy = len(batch) > 1
+		b.commit(batch)
+		clear(batch)
+		if !open {
+			// Flush whatever was queued before close, then stop.
+			for r := range b.reqs {
+				b.commit([]*Pending{r})
+			}
+			return
+		}
+	}
+}
+
+// linger collects the rows arriving over the next moments, until MaxWait
+// has passed, the batch is full, or arrivals pause for a gap (a quarter of
+// MaxWait): a pause means every request in flight is already waiting on
+// this batch, so waiting longer would only idle the server. It reports
+// false when the channel was closed.
+func (b *batcher) linger(batch *[]*Pending, maxBatch int, maxWait time.Duration, timer *time.Timer) bool {
+	gap := maxWait / 4
+	deadline := time.Now().Add(maxWait)
+	// Since Go 1.23 Stop and Reset leave no stale tick behind, so the
+	// timer is reused without draining.
+	defer timer.Stop()
+	for len(*batch) < maxBatch {
+		wait := min(gap, time.Until(deadline))
+		if wait <= 0 {
+			return true
+		}
+		timer.Reset(wait)
+		select {
+		case r, ok := <-b.reqs:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, r)
+			if !b.drain(batch, maxBatch) {
+				return false
+			}
+		case <-timer.C:
+			return true
+		}
+		timer.Stop()
+	}
+	return true
+}
+
+// drain appends the requests already queued, without waiting. It reports
+// false when the channel was closed.
+func (b *batcher) drain(batch *[]*Pending, maxBatch int) bool {
+	for len(*batch) < maxBatch {
+		select {
+		case r, ok := <-b.reqs:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, r)
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// commitTimeout bounds one batch transaction, so a stuck database fails the
+// callers instead of hanging them.
+const commitTimeout = 10 * time.Second
+
+type dedupKey struct{ account, key string }
+
+// commit writes a batch and answers every request. If the batch fails as a
+// whole (one bad row, a serialisation failure), each row is retried in its
+// own transaction so one row cannot fail the others.
+func (b *batcher) commit(batch []*Pending) {
+	results, err := b.writeBatch(batch)
+	// A timeout means the database is unreachable, not that a row is bad:
+	// retrying row by row would only multiply the wait.
+	if err != nil && len(batch) > 1 && !errors.Is(err, context.DeadlineExceeded) {
+		for _, r := range batch {
+			res, err := b.writeBatch([]*Pending{r})
+			if err != nil {
+				r.finish(Result{}, err)
+			} else {
+				r.finish(res[0], nil)
+			}
+		}
+		return
+	}
+	for i, r := range batch {
+		if err != nil {
+			r.finish(Result{}, err)
+		} else {
+			r.finish(results[i], nil)
+		}
+	}
+}
+
+func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+
+	// Two deliveries of one push in the same batch: only the first is
+	// inserted, the others are its duplicates.
+	results := make([]Result, len(batch))
+	firstOf := make(map[dedupKey]int, len(batch))
+	unique := make([]int, 0, len(batch))
+	for i, r := range batch {
+		k := dedupKey{r.entry.Account, r.entry.DedupKey}
+		if _, seen := firstOf[k]; seen {
+			continue
+		}
+		firstOf[k] = i
+		unique = append(unique, i)
+	}
+
+	tx, err := b.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("msglog: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+
+	handledAt := db.Timestamp(b.store.now())
+	args := make([]any, 0, len(unique)*insertColumnCount)
+	for _, i := range unique {
+		e := &batch[i].entry
+		var msgID any
+		if e.MsgID != 0 {
+			msgID = e.MsgID
+		}
+		var handled any
+		if e.Status != StatusPending {
+			handled = handledAt
+		}
+		args = append(args, e.Account, e.DedupKey, e.OpenID, e.MsgType, e.Event, msgID,
+			string(e.Fields), string(e.RawXML), db.Timestamp(e.ReceivedAt), string(e.Status), string(e.ReplyBody), handled)
+	}
+	rows, err := b.insert(ctx, tx, len(unique), args)
+	if err != nil {
+		return nil, fmt.Errorf("msglog: insert: %w", err)
+	}
+	inserted := make(map[dedupKey]int64, len(unique))
+	for rows.Next() {
+		var (
+			id int64
+			k  dedupKey
+		)
+		if err := rows.Scan(&id, &k.account, &k.key); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("msglog: insert: %w", err)
+		}
+		inserted[k] = id
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("msglog: insert: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("msglog: insert: %w", err)
+	}
+
+	for _, i := range unique {
+		e := &batch[i].entry
+		k := dedupKey{e.Account, e.DedupKey}
+		if id, ok := inserted[k]; ok {
+			results[i] = Result{ID: id, Status: e.Status, ReplyBody: e.ReplyBody}
+			continue
+		}
+		// Logged before (a retry, or another instance got it first): read
+		// what the first delivery answered.
+		var (
+			status string
+			body   string
+		)
+		err := tx.QueryRowContext(ctx,
+			`SELECT id, reply_status, reply_body FROM inbound_messages WHERE account = $1 AND dedup_key = $2`,
+			e.Account, e.DedupKey).Scan(&results[i].ID, &status, &body)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("msglog: %s/%s neither inserted nor found", e.Account, e.DedupKey)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("msglog: read duplicate: %w", err)
+		}
+		results[i].Duplicate = true
+		results[i].Status = Status(status)
+		if body != "" {
+			results[i].ReplyBody = []byte(body)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("msglog: commit: %w", err)
+	}
+
+	for i, r := range batch {
+		first := firstOf[dedupKey{r.entry.Account, r.entry.DedupKey}]
+		if first != i {
+			results[i] = results[first]
+			results[i].Duplicate = true
+		}
+	}
+	return results, nil
+}
+
+const insertColumnCount = 12
+
+// begin starts a batch transaction. On SQLite the writer keeps one
+// connection of its own with temp_store = MEMORY: a multi-row insert inside
+// a transaction keeps a statement journal, by default in a temporary file,
+// which cost a file write per batch for data that never outlives the
+// statement.
+func (b *batcher) begin(ctx context.Context) (*sql.Tx, error) {
+	if b.store.db.Dialect != db.SQLite {
+		return b.store.db.BeginTx(ctx, nil)
+	}
+	if b.conn == nil {
+		conn, err := b.store.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := conn.ExecContext(ctx, `PRAGMA temp_store = MEMORY`); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		b.conn = conn
+	}
+	tx, err := b.conn.BeginTx(ctx, nil)
+	if err != nil {
+		// Start over on a fresh connection next time.
+		b.conn.Close()
+		b.conn = nil
+	}
+	return tx, err
+}
+
+// insert runs the multi-row insert for n rows.
+func (b *batcher) insert(ctx context.Context, tx *sql.Tx, n int, args []any) (*sql.Rows, error) {
+	if b.store.db.Dialect == db.SQLite {
+		// The connection is the writer's own, so statements are parsed on
+		// it each time; with positional parameters that is cheap.
+		query, ok := b.insertSQL[n]
+		if !ok {
+			query = insertQuery(n, false)
+			b.insertSQL[n] = query
+		}
+		return tx.QueryContext(ctx, query, args...)
+	}
+	stmt, err := b.insertStatement(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
+}
+
+// insertStatement returns the prepared multi-row insert for n rows
+// (PostgreSQL), preparing it on first use: a statement with hundreds of
+// parameters costs more to parse than to run, and a pooled connection
+// keeps it prepared.
+func (b *batcher) insertStatement(ctx context.Context, n int) (*sql.Stmt, error) {
+	if stmt := b.insertStmts[n]; stmt != nil {
+		return stmt, nil
+	}
+	stmt, err := b.store.db.PrepareContext(ctx, insertQuery(n, true))
+	if err != nil {
+		return nil, err
+	}
+	b.insertStmts[n] = stmt // only the writer goroutine touches the cache
+	return stmt, nil
+}
+
+// insertQuery builds the insert of n rows. RETURNING names the key of each
+// inserted row, since neither database promises the order of returned
+// rows; keys not returned were already there. SQLite treats $N as a named
+// parameter and looks each name up in a list, quadratic in the parameter
+// count, so it gets positional ?; elsewhere the project writes $N for both.
+func insertQuery(n int, numbered bool) string {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO inbound_messages (account, dedup_key, openid, msg_type, event, msg_id, fields, raw_xml, received_at, reply_status, reply_body, handled_at) VALUES `)
+	p := 1
+	for row := 0; row < n; row++ {
+		if row > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('(')
+		for col := 0; col < insertColumnCount; col++ {
+			if col > 0 {
+				sb.WriteByte(',')
+			}
+			if numbered {
+				sb.WriteByte('$')
+				sb.WriteString(strconv.Itoa(p))
+			} else {
+				sb.WriteByte('?')
+			}
+			p++
+		}
+		sb.WriteByte(')')
+	}
+	sb.WriteString(` ON CONFLICT (account, dedup_key) DO NOTHING RETURNING id, account, dedup_key`)
+	return sb.String()
+}

@@ -1,0 +1,254 @@
+package msglog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/db"
+)
+
+// Options tunes the group commit of Record.
+type Options struct {
+	// MaxBatch is the most rows committed in one transaction (default 64).
+	MaxBatch int
+	// MaxWait is how long the writer may wait for more rows once it has
+	// one, when the previous batch showed concurrent traffic (default 1ms;
+	// negative: never wait). It stops waiting earlier when arrivals pause
+	// for a quarter of MaxWait. An idle gateway commits at once, so a lone
+	// request never waits for it.
+	MaxWait time.Duration
+	// Now stamps handled_at; defaults to time.Now.
+	Now func() time.Time
+}
+
+// Store is the inbound message log over the database.
+//
+// Record goes through a single writer goroutine that commits concurrent
+// inserts together (group commit): with SQLite's one write lock and a
+// commit per push, throughput would be bound by commits; batching shares one
+// commit among everyone waiting.
+type Store struct {
+	db       *db.DB
+	now      func() time.Time
+	maxBatch int
+	maxWait  time.Duration
+
+	batches *batcher
+}
+
+// NewStore starts the store's writer. Close stops it after flushing.
+func NewStore(d *db.DB, opts Options) *Store {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 64
+	}
+	if opts.MaxWait < 0 {
+		opts.MaxWait = 0
+	} else if opts.MaxWait == 0 {
+		opts.MaxWait = time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Store{db: d, now: opts.Now, maxBatch: opts.MaxBatch, maxWait: opts.MaxWait}
+	s.batches = newBatcher(s)
+	return s
+}
+
+// Close flushes the rows waiting to be written and stops the writer. Record
+// fails with ErrClosed afterwards.
+func (s *Store) Close() error {
+	s.batches.close()
+	return nil
+}
+
+// Record inserts a push unless its (account, dedup key) is already logged.
+// For a duplicate — a WeChat retry, also when it arrives in the same batch
+// as the first delivery — it returns the stored outcome, so the retry gets
+// the same reply.
+func (s *Store) Record(ctx context.Context, e Entry) (Result, error) {
+	return s.Begin(ctx, e).Result()
+}
+
+// Begin hands a push to the writer and returns at once, so a caller with a
+// deadline can stop waiting without losing the row; Record is Begin and
+// wait.
+func (s *Store) Begin(ctx context.Context, e Entry) *Pending {
+	if e.Account == "" || e.DedupKey == "" {
+		return Completed(Result{}, errors.New("msglog: account and dedup key are required"))
+	}
+	if e.Status == "" {
+		e.Status = StatusPending
+	}
+	if !e.Status.Valid() {
+		return Completed(Result{}, fmt.Errorf("msglog: unknown status %q", e.Status))
+	}
+	if len(e.Fields) == 0 {
+		e.Fields = []byte("{}")
+	}
+	if e.ReceivedAt.IsZero() {
+		e.ReceivedAt = s.now()
+	}
+	return s.batches.submit(ctx, e)
+}
+
+// SetOutcome records what finally happened to a push whose work finished
+// after it was recorded (the deferred path).
+func (s *Store) SetOutcome(ctx context.Context, account, dedupKey string, status Status, replyBody []byte) error {
+	if !status.Valid() {
+		return fmt.Errorf("msglog: unknown status %q", status)
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE inbound_messages SET reply_status = $1, reply_body = $2, handled_at = $3 WHERE account = $4 AND dedup_key = $5`,
+		string(status), string(replyBody), db.Timestamp(s.now()), account, dedupKey)
+	if err != nil {
+		return fmt.Errorf("msglog: set outcome: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+const messageColumns = `id, account, dedup_key, openid, msg_type, event, msg_id, fields, raw_xml, received_at, reply_status, reply_body, handled_at`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanMessage(row rowScanner) (Message, error) {
+	var (
+		m       Message
+		msgID   sql.NullInt64
+		fields  []byte
+		handled sql.NullTime
+		status  string
+	)
+	if err := row.Scan(&m.ID, &m.Account, &m.DedupKey, &m.OpenID, &m.MsgType, &m.Event, &msgID,
+		&fields, &m.RawXML, &m.ReceivedAt, &status, &m.ReplyBody, &handled); err != nil {
+		return Message{}, err
+	}
+	m.MsgID = msgID.Int64
+	m.Fields = fields
+	m.ReplyStatus = Status(status)
+	m.ReceivedAt = m.ReceivedAt.UTC()
+	if handled.Valid {
+		t := handled.Time.UTC()
+		m.HandledAt = &t
+	}
+	return m, nil
+}
+
+// Get returns the logged push with this de-duplication key.
+func (s *Store) Get(ctx context.Context, account, dedupKey string) (Message, error) {
+	m, err := scanMessage(s.db.QueryRowContext(ctx,
+		`SELECT `+messageColumns+` FROM inbound_messages WHERE account = $1 AND dedup_key = $2`, account, dedupKey))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, ErrNotFound
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("msglog: get: %w", err)
+	}
+	return m, nil
+}
+
+// Filter selects logged pushes, newest first.
+type Filter struct {
+	Account string // required
+	OpenID  string // optional: one follower's pushes
+	// BeforeID pages backwards: only rows with a smaller id.
+	BeforeID int64
+	// Limit defaults to 50 and is capped at 500.
+	Limit int
+}
+
+// List returns the pushes of an account (or of one follower), newest first.
+func (s *Store) List(ctx context.Context, f Filter) ([]Message, error) {
+	if f.Account == "" {
+		return nil, errors.New("msglog: list needs an account")
+	}
+	switch {
+	case f.Limit <= 0:
+		f.Limit = 50
+	case f.Limit > 500:
+		f.Limit = 500
+	}
+	var (
+		where = []string{"account = $1"}
+		args  = []any{f.Account}
+	)
+	if f.OpenID != "" {
+		args = append(args, f.OpenID)
+		where = append(where, fmt.Sprintf("openid = $%d", len(args)))
+	}
+	if f.BeforeID > 0 {
+		args = append(args, f.BeforeID)
+		where = append(where, fmt.Sprintf("id < $%d", len(args)))
+	}
+	args = append(args, f.Limit)
+	query := `SELECT ` + messageColumns + ` FROM inbound_messages WHERE ` + strings.Join(where, " AND ") +
+		fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("msglog: list: %w", err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("msglog: list: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("msglog: list: %w", err)
+	}
+	return out, nil
+}
+
+// ListByOpenID returns one follower's most recent pushes, newest first.
+func (s *Store) ListByOpenID(ctx context.Context, account, openid string, limit int) ([]Message, error) {
+	return s.List(ctx, Filter{Account: account, OpenID: openid, Limit: limit})
+}
+
+// Count returns how many pushes of an account are logged ("" = all).
+func (s *Store) Count(ctx context.Context, account string) (int64, error) {
+	var n int64
+	var err error
+	if account == "" {
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM inbound_messages`).Scan(&n)
+	} else {
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM inbound_messages WHERE account = $1`, account).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("msglog: count: %w", err)
+	}
+	return n, nil
+}
+
+// deleteChunk bounds each retention delete, so SQLite's single write lock is
+// never held long enough to stall the callbacks being logged meanwhile.
+const deleteChunk = 1000
+
+// DeleteOlderThan removes pushes received before cutoff and returns how many.
+func (s *Store) DeleteOlderThan(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx,
+			`DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages WHERE received_at < $1 ORDER BY id LIMIT $2)`,
+			db.Timestamp(cutoff), deleteChunk)
+		if err != nil {
+			return total, fmt.Errorf("msglog: retention: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("msglog: retention: %w", err)
+		}
+		total += n
+		if n < deleteChunk {
+			return total, nil
+		}
+	}
+}
