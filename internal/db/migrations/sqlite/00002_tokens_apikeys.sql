@@ -5,7 +5,9 @@
 -- access_token, its expiry and a version that grows with every new token,
 -- plus the refresh lease: the instance named in lease_holder is the only
 -- one calling WeChat until lease_expires_at. force_* count force_refresh
--- calls against WeChat's 20-a-day budget, shared by every instance.
+-- calls against WeChat's 20-a-day budget, shared by every instance;
+-- last_error lets an instance that lost the lease report the winner's
+-- failure instead of calling WeChat itself.
 --
 -- api_keys: keys for /api/v1. Only the SHA-256 of a key is stored; prefix
 -- is its first characters, to recognise it in lists.
@@ -26,6 +28,9 @@ CREATE TABLE tokens (
     force_day        TEXT     NOT NULL DEFAULT '',   -- Beijing date of force_count, YYYY-MM-DD
     force_count      INTEGER  NOT NULL DEFAULT 0,
     last_force_at    DATETIME,
+    last_error       TEXT     NOT NULL DEFAULT '',   -- why the last refresh failed (no secrets), '' after a success
+    last_errcode     INTEGER  NOT NULL DEFAULT 0,
+    last_error_at    DATETIME,
     updated_at       DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00:00', 'now')),
     PRIMARY KEY (app_id, mode)
 );
