@@ -175,3 +175,37 @@ accounts:
 		t.Fatal("serve did not stop after cancel")
 	}
 }
+
+func TestAPIKeyAndRepliesCommands(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env := []string{"WXGATE_DATABASE_URL=sqlite://" + filepath.Join(t.TempDir(), "k.db")}
+
+	code, key, errOut := run(t, ctx, env, "apikey", "create", "--name", "crm", "--scopes", "send,read")
+	if code != 0 || !strings.HasPrefix(strings.TrimSpace(key), "wxg_") {
+		t.Fatalf("apikey create: %d %q %s", code, key, errOut)
+	}
+	code, list, _ := run(t, ctx, env, "apikey", "list")
+	if code != 0 || !strings.Contains(list, "crm") || !strings.Contains(list, "read,send") || strings.Contains(list, strings.TrimSpace(key)) {
+		t.Fatalf("apikey list (must show the key but never its secret):\n%s", list)
+	}
+	if code, _, errOut := run(t, ctx, env, "apikey", "create", "--name", "x", "--scopes", "everything"); code == 0 || !strings.Contains(errOut, "unknown scope") {
+		t.Fatalf("bad scope accepted: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, ctx, env, "apikey", "revoke", "1"); code != 0 {
+		t.Fatalf("revoke: %s", errOut)
+	}
+
+	code, _, errOut = run(t, ctx, env, "replies", "add", "--account", "main", "--match", "keyword", "--mode", "contains", "--pattern", "价格", "--text", "请看价目表")
+	if code != 0 {
+		t.Fatalf("replies add: %s", errOut)
+	}
+	code, out, _ := run(t, ctx, env, "replies", "list", "--account", "main")
+	if code != 0 || !strings.Contains(out, `contains "价格"`) || !strings.Contains(out, "请看价目表") {
+		t.Fatalf("replies list:\n%s", out)
+	}
+	code, _, errOut = run(t, ctx, env, "replies", "add", "--account", "main", "--match", "keyword", "--mode", "regex", "--pattern", "([", "--text", "x")
+	if code == 0 || !strings.Contains(errOut, "regex") {
+		t.Fatalf("invalid regex accepted: %d %s", code, errOut)
+	}
+}

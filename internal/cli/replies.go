@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/config"
-	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/reply"
 )
 
@@ -53,14 +52,11 @@ func runReplies(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	database, err := db.Open(ctx, cfg.DatabaseURL)
+	database, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer database.Close()
-	if err := database.Migrate(ctx); err != nil {
-		return err
-	}
 	store := reply.NewStore(database, time.Now)
 
 	switch sub {

@@ -26,6 +26,14 @@ const (
 	ModeSafe       MessageMode = "safe"
 )
 
+// TokenMode selects WeChat's access_token endpoint.
+type TokenMode string
+
+const (
+	TokenModeStable  TokenMode = "stable"
+	TokenModeClassic TokenMode = "classic"
+)
+
 // DefaultAPIBaseURLs returns WeChat's API domain and its backup domain, in the order they are tried.
 func DefaultAPIBaseURLs() []string {
 	return []string{"https://api.weixin.qq.com", "https://api2.weixin.qq.com"}
@@ -70,7 +78,14 @@ type Account struct {
 	MessageMode                MessageMode `yaml:"message_mode"`
 	OriginalID                 string      `yaml:"original_id,omitempty"`
 	APIBaseURLs                []string    `yaml:"api_base_urls"`
-	Replies                    []ReplyRule `yaml:"replies,omitempty"`
+	// TokenMode is how the access_token is fetched: stable (stable_token,
+	// the default; never invalidates tokens held elsewhere) or classic
+	// (cgi-bin/token).
+	TokenMode TokenMode `yaml:"token_mode"`
+	// TokenRefreshMargin is how long before expiry the token is renewed in
+	// the background; zero means the broker's default.
+	TokenRefreshMargin time.Duration `yaml:"token_refresh_margin,omitempty"`
+	Replies            []ReplyRule   `yaml:"replies,omitempty"`
 }
 
 // ReplyRule is an auto-reply rule seeded into the database at start.
@@ -145,6 +160,9 @@ func (a *Account) applyDefaults() {
 	}
 	if a.MessageMode == "" {
 		a.MessageMode = ModePlaintext
+	}
+	if a.TokenMode == "" {
+		a.TokenMode = TokenModeStable
 	}
 	if len(a.APIBaseURLs) == 0 {
 		a.APIBaseURLs = DefaultAPIBaseURLs()

@@ -175,7 +175,7 @@ func accountKeys() []string {
 		"KIND", "APP_ID", "APP_SECRET", "APP_SECRET_FILE", "TOKEN", "TOKEN_FILE",
 		"ENCODING_AES_KEY", "ENCODING_AES_KEY_FILE",
 		"PREVIOUS_ENCODING_AES_KEY", "PREVIOUS_ENCODING_AES_KEY_FILE",
-		"MESSAGE_MODE", "ORIGINAL_ID", "API_BASE_URLS",
+		"MESSAGE_MODE", "ORIGINAL_ID", "API_BASE_URLS", "TOKEN_MODE", "TOKEN_REFRESH_MARGIN",
 	}
 }
 
@@ -258,6 +258,10 @@ func setAccountField(a *Account, key, value string) error {
 		a.MessageMode = MessageMode(value)
 	case "ORIGINAL_ID":
 		a.OriginalID = value
+	case "TOKEN_MODE":
+		a.TokenMode = TokenMode(value)
+	case "TOKEN_REFRESH_MARGIN":
+		return parseDurationInto(&a.TokenRefreshMargin, "WXGATE_ACCOUNT_…_TOKEN_REFRESH_MARGIN", value)
 	case "API_BASE_URLS":
 		var urls []string
 		for part := range strings.SplitSeq(value, ",") {

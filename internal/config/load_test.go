@@ -62,9 +62,9 @@ func TestLoadFullFile(t *testing.T) {
 				Token:                  "mytoken",
 				EncodingAESKey:         validAESKey,
 				PreviousEncodingAESKey: validPreviousAESKey,
-				MessageMode:            ModeSafe,
-				OriginalID:             "gh_0123456789ab",
-				APIBaseURLs:            []string{"https://api.weixin.qq.com", "https://api2.weixin.qq.com"},
+				MessageMode:            ModeSafe, TokenMode: TokenModeStable,
+				OriginalID:  "gh_0123456789ab",
+				APIBaseURLs: []string{"https://api.weixin.qq.com", "https://api2.weixin.qq.com"},
 				Replies: []ReplyRule{
 					{Match: "keyword", Mode: "exact", Pattern: "你好", Reply: ReplyContent{Type: "text", Content: "你好！"}},
 					{Match: "subscribe", Reply: ReplyContent{Type: "text", Content: "欢迎关注"}},
@@ -82,8 +82,8 @@ func TestLoadFullFile(t *testing.T) {
 				AppID:         "wxfedcba9876543210",
 				AppSecret:     "fedcba9876543210fedcba9876543210", // trailing newline of the file trimmed
 				AppSecretFile: "testdata/shop_mp_secret.txt",
-				MessageMode:   ModePlaintext,
-				APIBaseURLs:   []string{"https://api2.weixin.qq.com"},
+				MessageMode:   ModePlaintext, TokenMode: TokenModeStable,
+				APIBaseURLs: []string{"https://api2.weixin.qq.com"},
 			},
 		},
 	}
@@ -210,7 +210,7 @@ accounts:
 					Name: "my-shop", Kind: KindOfficialAccount, AppID: "wx0123456789abcdef",
 					AppSecret: "0123456789abcdef0123456789abcdef", Token: "envtoken",
 					EncodingAESKey: validAESKey, PreviousEncodingAESKey: validPreviousAESKey,
-					MessageMode: ModeCompatible, OriginalID: "gh_0123456789ab",
+					MessageMode: ModeCompatible, TokenMode: TokenModeStable, OriginalID: "gh_0123456789ab",
 					APIBaseURLs: []string{"http://127.0.0.1:8081", "http://127.0.0.1:8082"},
 				}}
 				if !reflect.DeepEqual(cfg.Accounts, want) {
@@ -395,4 +395,36 @@ func writeFile(t *testing.T, name, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+func TestTokenModeKeys(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("", []string{
+		"WXGATE_ACCOUNT_MAIN_APP_ID=wx0123456789abcdef",
+		"WXGATE_ACCOUNT_MAIN_TOKEN=mytoken2026",
+		"WXGATE_ACCOUNT_MAIN_TOKEN_MODE=classic",
+		"WXGATE_ACCOUNT_MAIN_TOKEN_REFRESH_MARGIN=3m",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := cfg.Account("main")
+	if a.TokenMode != TokenModeClassic || a.TokenRefreshMargin != 3*time.Minute {
+		t.Fatalf("token keys from env: mode %q margin %s", a.TokenMode, a.TokenRefreshMargin)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+
+	cfg, err = Load("", []string{"WXGATE_ACCOUNT_MAIN_APP_ID=wx0123456789abcdef", "WXGATE_ACCOUNT_MAIN_TOKEN=mytoken2026"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := cfg.Account("main"); a.TokenMode != TokenModeStable {
+		t.Fatalf("default token mode %q, want stable", a.TokenMode)
+	}
+	cfg.Accounts[0].TokenMode = "weird"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "token_mode") {
+		t.Fatalf("bad token_mode not reported: %v", err)
+	}
 }

@@ -158,6 +158,13 @@ func (a Account) problems() []string {
 		}
 	}
 
+	if a.TokenMode != "" && a.TokenMode != TokenModeStable && a.TokenMode != TokenModeClassic {
+		add("token_mode must be stable or classic (got %q) — token_mode 只能是 stable（稳定版接口，推荐）或 classic（普通 access_token 接口）", a.TokenMode)
+	}
+	if a.TokenRefreshMargin < 0 || a.TokenRefreshMargin > time.Hour {
+		add("token_refresh_margin must be between 0 and 1h (got %s) — token_refresh_margin 必须在 0 到 1h 之间", a.TokenRefreshMargin)
+	}
+
 	if len(a.Replies) > 0 && kind == KindMiniProgram {
 		add("replies are for official accounts only; a mini program cannot answer messages passively — 小程序消息推送不支持被动回复，replies 只适用于公众号")
 	}
