@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"time"
 )
 
@@ -43,7 +41,7 @@ func runToken(ctx context.Context, env Env, args []string) error {
 	defer database.Close()
 	// The broker shares the database with running gateways: it reuses their
 	// token, and only calls WeChat under the same lease they respect.
-	tokens, err := newTokenRegistry(cfg, database, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/auth"
+	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/wechatsim"
+)
+
+func init() {
+	register(command{name: "demo", summary: "gateway + WeChat simulator + SQLite, no account needed (一键体验)", run: runDemo})
+}
+
+// The demo's simulated apps. The ids are fixed so a restart with the same
+// --data finds its followers again; the secrets are generated per data folder.
+const (
+	demoAccount       = "demo"
+	demoAppID         = "wxd0e1110000000001"
+	demoOriginalID    = "gh_de0000000001"
+	demoMPAccount     = "demo-mp"
+	demoMPAppID       = "wxd0e1110000000002"
+	demoOpenPlatform  = "demo-open-platform"
+	demoTemplateVisit = "Tm-NewVisitor-0000000000000000000000000001"
+	demoTemplateDaily = "Tm-Weather-00000000000000000000000000000001"
+)
+
+// demoSecrets are generated once per data folder and kept in demo.json.
+type demoSecrets struct {
+	AppSecret      string `json:"app_secret"`
+	MPAppSecret    string `json:"mp_app_secret"`
+	Token          string `json:"token"`
+	EncodingAESKey string `json:"encoding_aes_key"`
+}
+
+func runDemo(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "demo", "[--listen 127.0.0.1:8080] [--sim-listen 127.0.0.1:8081] [--data DIR] [--mode safe]")
+	listen := fs.String("listen", "127.0.0.1:8080", "gateway address")
+	simListen := fs.String("sim-listen", "127.0.0.1:8081", "simulator address")
+	dataDir := fs.String("data", "data/demo", "folder for the SQLite database and the simulator's state")
+	mode := fs.String("mode", "safe", "message mode of the demo account: plaintext, compatible or safe")
+	logLevel := fs.String("log-level", "warn", "debug|info|warn|error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data folder: %w", err)
+	}
+	secrets, err := loadDemoSecrets(filepath.Join(*dataDir, "demo.json"))
+	if err != nil {
+		return err
+	}
+	gwLn, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (use --listen to pick another address)", *listen, err)
+	}
+	simLn, err := net.Listen("tcp", *simListen)
+	if err != nil {
+		gwLn.Close()
+		return fmt.Errorf("listen on %s: %w (use --sim-listen to pick another address)", *simListen, err)
+	}
+	gatewayURL := "http://" + gwLn.Addr().String()
+	simURL := "http://" + simLn.Addr().String()
+
+	cfg := config.Default()
+	cfg.Listen = gwLn.Addr().String()
+	cfg.PublicURL = gatewayURL
+	cfg.LogLevel = *logLevel
+	cfg.DatabaseURL = "sqlite://" + filepath.Join(*dataDir, "wxgate.db")
+	cfg.Accounts = []config.Account{
+		{Name: demoAccount, Kind: config.KindOfficialAccount, AppID: demoAppID, AppSecret: secrets.AppSecret,
+			Token: secrets.Token, EncodingAESKey: secrets.EncodingAESKey, MessageMode: config.MessageMode(*mode),
+			OriginalID: demoOriginalID, APIBaseURLs: []string{simURL}, TokenMode: config.TokenModeStable},
+		{Name: demoMPAccount, Kind: config.KindMiniProgram, AppID: demoMPAppID, AppSecret: secrets.MPAppSecret,
+			APIBaseURLs: []string{simURL}, TokenMode: config.TokenModeStable},
+	}
+	if err := cfg.Validate(); err != nil {
+		gwLn.Close()
+		simLn.Close()
+		return err
+	}
+	logger := newLogger(cfg, env.Stderr)
+
+	sim, err := wechatsim.New(wechatsim.Config{
+		Apps:          demoApps(secrets, gatewayURL, *mode),
+		Logger:        logger.With("component", "wechatsim"),
+		StateFile:     filepath.Join(*dataDir, "simulator.json"),
+		PublicBaseURL: simURL,
+	})
+	if err != nil {
+		gwLn.Close()
+		simLn.Close()
+		return err
+	}
+	simCtx, stopSim := context.WithCancel(context.Background())
+	simDone := make(chan error, 1)
+	go func() { simDone <- serveSim(simCtx, []*simServer{{name: "api", ln: simLn, handler: sim.Handler()}}) }()
+	stopSimulator := func() error {
+		stopSim()
+		err := <-simDone
+		if cerr := sim.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+
+	gw, err := startGateway(ctx, cfg, logger, gatewayOptions{listener: gwLn})
+	if err != nil {
+		stopSimulator()
+		return err
+	}
+	key, err := createDemoKey(ctx, gw)
+	if err == nil {
+		err = seedDemoFollowers(ctx, sim)
+	}
+	if err != nil {
+		logger.Error("demo setup failed", "err", err)
+	} else {
+		printDemoBanner(env, gatewayURL, simURL, *mode, key)
+	}
+	gwErr := gw.Wait()
+	simErr := stopSimulator()
+	return errors.Join(err, gwErr, simErr)
+}
+
+func demoApps(s demoSecrets, gatewayURL, mode string) []wechatsim.AppConfig {
+	return []wechatsim.AppConfig{
+		{
+			AppID: demoAppID, AppSecret: s.AppSecret, Kind: "official_account", Name: "wxgate 演示号",
+			OriginalID: demoOriginalID, OpenPlatform: demoOpenPlatform,
+			CallbackURL: gatewayURL + "/wx/" + demoAccount, Token: s.Token, EncodingAESKey: s.EncodingAESKey, Mode: mode,
+			Templates: []wechatsim.TemplateConfig{
+				{ID: demoTemplateVisit, Title: "新客户访问提醒", Content: "客户：{{thing1.DATA}}\n访问页面：{{thing2.DATA}}\n访问时间：{{time3.DATA}}"},
+				{ID: demoTemplateDaily, Title: "每日天气", Content: "城市：{{thing1.DATA}}\n天气：{{phrase2.DATA}}\n气温：{{character_string3.DATA}}\n日期：{{date4.DATA}}"},
+			},
+		},
+		{AppID: demoMPAppID, AppSecret: s.MPAppSecret, Kind: "mini_program", Name: "wxgate 演示小程序", OpenPlatform: demoOpenPlatform},
+	}
+}
+
+// seedDemoFollowers gives a new demo a few followers (each follow goes
+// through the gateway like a real one); a restarted demo keeps its own.
+func seedDemoFollowers(ctx context.Context, sim *wechatsim.Simulator) error {
+	users, err := sim.Users(demoAppID)
+	if err != nil || len(users) > 0 {
+		return err
+	}
+	for _, name := range []string{"张三", "李四", "王五"} {
+		if _, err := sim.CreateUser(ctx, wechatsim.CreateUserRequest{AppID: demoAppID, Name: name, Follow: true}); err != nil {
+			return fmt.Errorf("create demo follower %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func createDemoKey(ctx context.Context, gw *gateway) (string, error) {
+	key, _, err := auth.NewStore(gw.db, time.Now).Create(ctx, "demo "+time.Now().Format(time.DateTime), auth.AllScopes)
+	if err != nil {
+		return "", fmt.Errorf("create the demo API key: %w", err)
+	}
+	return key, nil
+}
+
+func printDemoBanner(env Env, gatewayURL, simURL, mode, key string) {
+	w := env.Stdout
+	fmt.Fprintf(w, "\nwxgate demo is running — 演示环境已启动 (Ctrl-C to stop)\n\n")
+	fmt.Fprintf(w, "  simulator page (模拟手机):   %s/sim/\n", simURL)
+	fmt.Fprintf(w, "  gateway:                    %s\n", gatewayURL)
+	fmt.Fprintf(w, "  callback URL (回调地址):     %s/wx/%s  (mode %s)\n", gatewayURL, demoAccount, mode)
+	fmt.Fprintf(w, "  WeChat API (simulated):     %s\n", simURL)
+	fmt.Fprintf(w, "  metrics:                    %s/metrics\n", gatewayURL)
+	fmt.Fprintf(w, "  API key (every scope):      %s\n\n", key)
+	fmt.Fprintf(w, "Open the simulator page, pick a follower, send a message and watch the auto-reply.\n")
+	fmt.Fprintf(w, "打开模拟器页面，选择一位粉丝发送消息，即可看到自动回复。\n\n")
+	fmt.Fprintf(w, "Try the API (试试 API):\n")
+	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/accounts\n", key, gatewayURL)
+	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/accounts/%s/token\n\n", key, gatewayURL, demoAccount)
+}
+
+func loadDemoSecrets(path string) (demoSecrets, error) {
+	var s demoSecrets
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(data, &s); err != nil {
+			return s, fmt.Errorf("read %s: %w (delete the file to start a fresh demo)", path, err)
+		}
+		return s, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return s, fmt.Errorf("read %s: %w", path, err)
+	}
+	s = demoSecrets{
+		AppSecret:      randomAlnum(32),
+		MPAppSecret:    randomAlnum(32),
+		Token:          randomAlnum(24),
+		EncodingAESKey: randomAlnum(43),
+	}
+	data, _ = json.MarshalIndent(s, "", "  ")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return s, fmt.Errorf("write %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func randomAlnum(n int) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	var sb strings.Builder
+	for _, c := range b {
+		sb.WriteByte(alphabet[int(c)%len(alphabet)])
+	}
+	return sb.String()
+}
+
+// discardLogger is for commands that must not print the libraries' logs.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

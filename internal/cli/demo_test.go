@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoEndToEnd runs `wxgate demo` on port 0 and uses it the way the README
+// tells a newcomer to: a phone follows, sends text and gets the auto-reply in
+// its inbox, and the printed curl line works with the printed key.
+func TestDemoEndToEnd(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"plaintext", "safe"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			dataDir := t.TempDir() // before the Cleanup below, so it is removed after the demo stopped
+			ctx, cancel := context.WithCancel(context.Background())
+			var out, errOut syncBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0",
+					"--data", dataDir, "--mode", mode}, Env{Stdout: &out, Stderr: &errOut})
+			}()
+			t.Cleanup(func() {
+				cancel()
+				select {
+				case code := <-done:
+					if code != 0 {
+						t.Errorf("demo exited %d: %s", code, errOut.String())
+					}
+				case <-time.After(20 * time.Second):
+					t.Error("demo did not stop")
+				}
+			})
+
+			curlLine := regexp.MustCompile(`curl -s -H 'Authorization: Bearer (wxg_\w+)' (http://127\.0\.0\.1:\d+)/api/v1/accounts\n`)
+			simPage := regexp.MustCompile(`(http://127\.0\.0\.1:\d+)/sim/`)
+			var key, gateway, sim string
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
+				if m := curlLine.FindStringSubmatch(out.String()); m != nil {
+					key, gateway = m[1], m[2]
+					sim = simPage.FindStringSubmatch(out.String())[1]
+					break
+				}
+			}
+			if key == "" {
+				t.Fatalf("demo printed no curl line:\n%s\n%s", out.String(), errOut.String())
+			}
+
+			// The curl line works.
+			req, _ := http.NewRequest("GET", gateway+"/api/v1/accounts", nil)
+			req.Header.Set("Authorization", "Bearer "+key)
+			var accounts struct {
+				Accounts []struct{ Name, Mode string } `json:"accounts"`
+			}
+			doJSON(t, req, &accounts)
+			if len(accounts.Accounts) == 0 || accounts.Accounts[0].Name != "demo" || accounts.Accounts[0].Mode != mode {
+				t.Fatalf("accounts: %+v", accounts)
+			}
+
+			// A new phone follows and gets the welcome; then sends text and gets the reply.
+			var user struct {
+				OpenID string `json:"openid"`
+			}
+			doJSON(t, postJSON(sim+"/sim/api/users", `{"app_id":"wxd0e1110000000001","follow":true}`), &user)
+			if user.OpenID == "" {
+				t.Fatal("no openid for the new follower")
+			}
+			var acted struct {
+				Reply *struct {
+					Content string `json:"content"`
+				} `json:"reply"`
+			}
+			doJSON(t, postJSON(sim+"/sim/api/users/"+user.OpenID+"/actions", `{"app_id":"wxd0e1110000000001","type":"text","content":"你好 wxgate"}`), &acted)
+
+			var inbox []struct {
+				Kind    string `json:"kind"`
+				Content string `json:"content"`
+			}
+			getReq, _ := http.NewRequest("GET", sim+"/sim/api/users/"+user.OpenID+"/inbox?app_id=wxd0e1110000000001", nil)
+			doJSON(t, getReq, &inbox)
+			var replies []string
+			for _, item := range inbox {
+				if item.Kind == "reply" {
+					replies = append(replies, item.Content)
+				}
+			}
+			if len(replies) != 2 || !strings.Contains(replies[0], "关注") || !strings.Contains(replies[1], "你好 wxgate") {
+				t.Fatalf("inbox replies = %q, want the welcome then the auto-reply echoing the text", replies)
+			}
+		})
+	}
+}
+
+func postJSON(url, body string) *http.Request {
+	req, _ := http.NewRequest("POST", url, bytes.NewBufferString(body))
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+func doJSON(t *testing.T, req *http.Request, into any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	var raw bytes.Buffer
+	raw.ReadFrom(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d %s", req.Method, req.URL, resp.StatusCode, raw.String())
+	}
+	if err := json.Unmarshal(raw.Bytes(), into); err != nil {
+		t.Fatalf("%s %s: decode %q: %v", req.Method, req.URL, raw.String(), err)
+	}
+}
