@@ -367,7 +367,7 @@ type okBody struct {
 	ErrMsg  string `json:"errmsg"`
 }
 
-var ok = okBody{ErrCode: 0, ErrMsg: "ok"}
+var okAnswer = okBody{ErrCode: 0, ErrMsg: "ok"}
 
 // writeJSON writes v without HTML escaping (WeChat writes & < > literally)
 // and without a trailing newline.

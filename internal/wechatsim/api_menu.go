@@ -55,7 +55,7 @@ func (s *Simulator) handleMenuCreate(c *apiCall) (any, *apiError) {
 		return nil, apiErr
 	}
 	c.app.Menu = normalizeMenu(req.Button)
-	return ok, nil
+	return okAnswer, nil
 }
 
 // handleMenuGet is GET /cgi-bin/menu/get: 46003 when there is no menu.
@@ -74,7 +74,7 @@ func (s *Simulator) handleMenuGet(c *apiCall) (any, *apiError) {
 // handleMenuDelete is GET /cgi-bin/menu/delete.
 func (s *Simulator) handleMenuDelete(c *apiCall) (any, *apiError) {
 	c.app.Menu = nil
-	return ok, nil
+	return okAnswer, nil
 }
 
 func normalizeMenu(buttons []menuButton) []menuButton {

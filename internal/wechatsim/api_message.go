@@ -291,7 +291,7 @@ func (s *Simulator) handleCustomSend(c *apiCall) (any, *apiError) {
 		item.Body = compact.Bytes()
 	}
 	s.addItem(u, item)
-	return ok, nil
+	return okAnswer, nil
 }
 
 // customItem validates a custom message and renders what the phone shows.
@@ -408,5 +408,5 @@ func (s *Simulator) handleCustomTyping(c *apiCall) (any, *apiError) {
 		!u.EventWindow.open(c.now) && !u.MsgWindow.open(c.now) {
 		return nil, wxErr(45015)
 	}
-	return ok, nil
+	return okAnswer, nil
 }

@@ -140,5 +140,5 @@ func (s *Simulator) handleClearQuota(c *apiCall) (any, *apiError) {
 	}
 	c.app.ClearQuotaCount++
 	c.app.Quota = map[string]*quotaCounter{}
-	return ok, nil
+	return okAnswer, nil
 }

@@ -106,7 +106,7 @@ func (s *Simulator) handleTagUpdate(c *apiCall) (any, *apiError) {
 		return nil, apiErr
 	}
 	t.Name = req.Tag.Name
-	return ok, nil
+	return okAnswer, nil
 }
 
 // handleTagDelete is POST /cgi-bin/tags/delete; the tag leaves its users.
@@ -128,7 +128,7 @@ func (s *Simulator) handleTagDelete(c *apiCall) (any, *apiError) {
 			u.TagIDs = slices.DeleteFunc(u.TagIDs, func(id int) bool { return id == req.Tag.ID })
 		}
 	}
-	return ok, nil
+	return okAnswer, nil
 }
 
 type tagMembersRequest struct {
@@ -177,7 +177,7 @@ func (s *Simulator) tagMembers(c *apiCall, add bool) (any, *apiError) {
 			u.TagIDs = slices.DeleteFunc(u.TagIDs, func(id int) bool { return id == req.TagID })
 		}
 	}
-	return ok, nil
+	return okAnswer, nil
 }
 
 // handleTagIDList is POST /cgi-bin/tags/getidlist.

@@ -103,7 +103,7 @@ func (s *Simulator) handleTemplateDelete(c *apiCall) (any, *apiError) {
 		return nil, wxErr(40037)
 	}
 	c.app.Templates = slices.Delete(c.app.Templates, i, i+1)
-	return ok, nil
+	return okAnswer, nil
 }
 
 type subscribeTemplateEntry struct {

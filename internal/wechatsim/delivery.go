@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -212,7 +213,7 @@ func (s *Simulator) pushURL(target deliveryTarget, encrypted, openid string) str
 	q.WriteString("&timestamp=" + ts)
 	q.WriteString("&nonce=" + nonce)
 	if openid != "" {
-		q.WriteString("&openid=" + openid)
+		q.WriteString("&openid=" + url.QueryEscape(openid))
 	}
 	if encrypted != "" {
 		q.WriteString("&encrypt_type=aes&msg_signature=" + wechat.Signature(token, ts, nonce, encrypted))
@@ -230,16 +231,16 @@ func appendQuery(base, query string) string {
 // post sends the push up to CallbackAttempts times, each attempt limited to
 // CallbackTimeout, and stops at the first HTTP answer of any status.
 func (s *Simulator) post(ctx context.Context, target deliveryTarget, d *Delivery, body []byte, encrypted, openid string) (answer []byte, status int) {
-	var url string
+	var endpoint string
 	for n := 1; n <= s.cfg.CallbackAttempts; n++ {
 		if n == 1 || s.cfg.RefreshQueryOnRetry {
-			url = s.pushURL(target, encrypted, openid)
+			endpoint = s.pushURL(target, encrypted, openid)
 		}
 		if n == 1 {
-			d.URL = url
+			d.URL = endpoint
 		}
 		start := time.Now()
-		answer, status, err := s.postOnce(ctx, url, body)
+		answer, status, err := s.postOnce(ctx, endpoint, body)
 		att := Attempt{N: n, Status: status, DurationMS: float64(time.Since(start).Microseconds()) / 1000}
 		if err != nil {
 			att.Error = err.Error()
@@ -255,10 +256,10 @@ func (s *Simulator) post(ctx context.Context, target deliveryTarget, d *Delivery
 	return nil, 0
 }
 
-func (s *Simulator) postOnce(ctx context.Context, url string, body []byte) ([]byte, int, error) {
+func (s *Simulator) postOnce(ctx context.Context, endpoint string, body []byte) ([]byte, int, error) {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.CallbackTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, 0, fmt.Errorf("build request: %w", err)
 	}
@@ -495,12 +496,12 @@ func (s *Simulator) VerifyURL(ctx context.Context, appID string) (*VerifyResult,
 	}
 	ts := strconv.FormatInt(s.now().Unix(), 10)
 	nonce, echostr := newNonce(), newEchostr()
-	url := appendQuery(target.app.CallbackURL, "signature="+wechat.Signature(target.app.Token, ts, nonce)+
+	endpoint := appendQuery(target.app.CallbackURL, "signature="+wechat.Signature(target.app.Token, ts, nonce)+
 		"&echostr="+echostr+"&timestamp="+ts+"&nonce="+nonce)
-	res := &VerifyResult{URL: url, Echostr: echostr}
+	res := &VerifyResult{URL: endpoint, Echostr: echostr}
 	actx, cancel := context.WithTimeout(ctx, s.cfg.CallbackTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return nil, errorf(CodeInvalid, "服务器地址无效 invalid callback_url: %v", err)
 	}

@@ -104,7 +104,7 @@ func TestCallbackRetries(t *testing.T) {
 		b.recv.waitEvent(t, wechat.EventSubscribe)
 		b.recv.setRespond(func(n int, p receivedPush) (time.Duration, int, []byte) {
 			if n == 1 { // the first push after the subscribe
-				return time.Second, 200, []byte("success")
+				return 3 * time.Second, 200, []byte("success")
 			}
 			return 0, 200, []byte("success")
 		})
@@ -129,7 +129,7 @@ func TestCallbackRetries(t *testing.T) {
 		b.recv.waitEvent(t, wechat.EventSubscribe)
 		b.recv.setRespond(func(n int, p receivedPush) (time.Duration, int, []byte) {
 			if n == 1 {
-				return time.Second, 200, nil
+				return 3 * time.Second, 200, nil
 			}
 			return 0, 200, nil
 		})

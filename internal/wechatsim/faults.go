@@ -74,11 +74,13 @@ func (f *Fault) UnmarshalJSON(data []byte) error {
 
 func (f *Fault) affectsAPI() bool { return f.ErrCode != 0 || f.Latency > 0 || f.Timeout }
 
-func (f *Fault) matches(domain, appID, path string) bool {
-	return (f.AppID == "" || f.AppID == appID) &&
-		(f.Path == "" || f.Path == "*" || f.Path == path) &&
-		(f.Domain == "" || f.Domain == domain)
+// matches reports whether the fault concerns calls of app on path.
+func (f *Fault) matches(appID, path string) bool {
+	return (f.AppID == "" || f.AppID == appID) && (f.Path == "" || f.Path == "*" || f.Path == path)
 }
+
+// onDomain reports whether the fault concerns calls through a domain label.
+func (f *Fault) onDomain(domain string) bool { return f.Domain == "" || f.Domain == domain }
 
 // SetFault applies a fault and returns its id (0 when it was only one-shot
 // effects). Later faults do not replace earlier ones: the first matching
@@ -165,7 +167,7 @@ func (s *Simulator) pickFault(domain, appID, path string) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range s.faults {
-		if f.affectsAPI() && f.matches(domain, appID, path) && s.hitLocked(f) {
+		if f.affectsAPI() && f.matches(appID, path) && f.onDomain(domain) && s.hitLocked(f) {
 			c := *f
 			return &c
 		}
@@ -201,7 +203,7 @@ func (s *Simulator) applyFault(r *http.Request, f *Fault) bool {
 // of app on path; callers hold s.mu.
 func (s *Simulator) jobFailureLocked(appID, path string) bool {
 	for _, f := range s.faults {
-		if f.TemplateJobFailure && f.matches(f.Domain, appID, path) && s.hitLocked(f) {
+		if f.TemplateJobFailure && f.matches(appID, path) && s.hitLocked(f) {
 			return true
 		}
 	}

@@ -163,7 +163,11 @@ func New(cfg Config) (*Simulator, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}}
+		cfg.HTTPClient = &http.Client{
+			Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4},
+			// WeChat does not follow redirects: a 3xx is the server's answer.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -243,7 +243,7 @@ type bundle struct {
 
 func setup(t *testing.T, opts ...func(*setupOptions)) *bundle {
 	t.Helper()
-	o := setupOptions{timeout: 300 * time.Millisecond, attempts: 3}
+	o := setupOptions{timeout: time.Second, attempts: 3}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -417,17 +417,4 @@ func inbox(t *testing.T, b *bundle, openid string) []InboxItem {
 		t.Fatal(err)
 	}
 	return items
-}
-
-// eventually polls cond for a short while.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
