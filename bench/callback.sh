@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Callback throughput: wxgate against the ceiling (docs/benchmarks.md).
+#
+#   bench/callback.sh
+#
+# Builds wxgate, the ceiling and the load generator into a temporary
+# directory; runs the load (distinct pre-signed safe-mode text messages,
+# every reply verified) first against the ceiling — the crypto work of a
+# safe-mode callback and a fixed reply, nothing else — then against
+# `wxgate serve` with one safe-mode account on SQLite in a temporary
+# directory (de-duplication and the message log persisted: the real thing);
+# prints both tables, the ratio wxgate/ceiling per level and the target check.
+# Everything listens on 127.0.0.1 on ports the system picks.
+#
+# Settings (environment):
+#   BENCH_N       distinct messages per server, shared by the levels (default 30000)
+#   BENCH_C       concurrency levels (default 1,16,64)
+#   BENCH_WARMUP  untimed, verified messages per level (default 500)
+#   BENCH_OUT     directory for the JSON reports (default bench/results)
+#   BENCH_TIMEOUT bound in seconds on each load run (default 600)
+# Exit status: 0 when every reply verified (whether or not the target is met),
+# 1 when a reply failed verification, 2 on a setup error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${BENCH_N:-30000}
+C=${BENCH_C:-1,16,64}
+WARMUP=${BENCH_WARMUP:-500}
+OUT=${BENCH_OUT:-bench/results}
+LOAD_TIMEOUT=${BENCH_TIMEOUT:-600}
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'callback.sh: %s\n' "$*" >&2; exit 2; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/wxgate-bench.XXXXXX")
+pid=
+cleanup() {
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# stop_server stops the server started last and waits for it (graceful stop).
+stop_server() {
+	kill -TERM "$pid"
+	wait "$pid" || die "the server exited with status $? on SIGTERM; log: $(cat "$1")"
+	pid=
+}
+
+# wait_listening FILE PATTERN: the URL printed after PATTERN, within 30 s.
+wait_listening() {
+	local url
+	for _ in $(seq 300); do
+		url=$(sed -n "s|^$2 \(http://[^ ]*\).*|\1|p" "$1" | head -n 1)
+		if [ -n "$url" ]; then
+			printf '%s' "$url"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	return 1
+}
+
+rand_alnum() { # rand_alnum LENGTH
+	local s=
+	while [ ${#s} -lt "$1" ]; do
+		s+=$(head -c 256 /dev/urandom | tr -dc 'A-Za-z0-9')
+	done
+	printf '%s' "${s:0:$1}"
+}
+
+say "$(go version); $(nproc) CPUs: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+say "building into $tmp"
+go build -o "$tmp/wxgate" ./cmd/wxgate
+go build -o "$tmp/ceiling" ./bench/ceiling
+go build -o "$tmp/callbackload" ./bench/callbackload
+
+token=$(rand_alnum 32)
+aes_key=$(rand_alnum 43)
+app_id="wx$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+original_id=gh_bench0000001
+mkdir -p "$OUT"
+
+load() { # load LABEL URL — against the server $pid
+	say "load on $1: $N messages over concurrency $C (warmup $WARMUP per level)"
+	local status=0
+	timeout "$LOAD_TIMEOUT" "$tmp/callbackload" --url "$2" --token "$token" --aes-key "$aes_key" \
+		--app-id "$app_id" --original-id "$original_id" -n "$N" -c "$C" --warmup "$WARMUP" \
+		--label "$1" --server-pid "$pid" --json "$OUT/callback-$1.json" >"$tmp/$1.table" || status=$?
+	cat "$tmp/$1.table"
+	case $status in
+	0) ;;
+	1) echo "callback.sh: replies from $1 failed verification" >&2; exit 1 ;;
+	124) die "the load on $1 took longer than ${LOAD_TIMEOUT}s" ;;
+	*) die "the load on $1 failed (status $status)" ;;
+	esac
+}
+
+# ---- the ceiling --------------------------------------------------------------
+"$tmp/ceiling" --listen 127.0.0.1:0 --token "$token" --aes-key "$aes_key" --app-id "$app_id" \
+	>"$tmp/ceiling.log" 2>&1 &
+pid=$!
+url=$(wait_listening "$tmp/ceiling.log" "ceiling listening on") || die "the ceiling did not start: $(cat "$tmp/ceiling.log")"
+load ceiling "$url/wx/bench"
+stop_server "$tmp/ceiling.log"
+
+# ---- wxgate serve --------------------------------------------------------------
+mkdir -p "$tmp/data"
+cat >"$tmp/wxgate.yaml" <<EOF
+listen: 127.0.0.1:0
+database_url: sqlite://$tmp/data/wxgate.db
+log_level: warn
+accounts:
+  - name: bench
+    app_id: $app_id
+    token: $token
+    encoding_aes_key: $aes_key
+    message_mode: safe
+    original_id: $original_id
+EOF
+"$tmp/wxgate" serve --config "$tmp/wxgate.yaml" >"$tmp/wxgate.log" 2>&1 &
+pid=$!
+url=$(wait_listening "$tmp/wxgate.log" "wxgate is listening on") || die "wxgate did not start: $(cat "$tmp/wxgate.log")"
+load wxgate "$url/wx/bench"
+if command -v curl >/dev/null 2>&1; then
+	say "wxgate's callback counters"
+	curl -fsS "$url/metrics" | grep -E '^wxgate_callback_(requests|duplicates)_total' >&2 || true
+fi
+stop_server "$tmp/wxgate.log"
+if command -v sqlite3 >/dev/null 2>&1; then
+	say "rows in wxgate's message log: $(sqlite3 "$tmp/data/wxgate.db" 'SELECT count(*) FROM inbound_messages')"
+fi
+if grep -q 'level=ERROR' "$tmp/wxgate.log"; then
+	echo "callback.sh: wxgate logged errors:" >&2
+	grep 'level=ERROR' "$tmp/wxgate.log" | head -n 5 >&2
+fi
+
+# ---- comparison -----------------------------------------------------------------
+echo
+"$tmp/callbackload" compare --concurrency 64 --min-ratio 0.6 --max-p99 20ms \
+	"$OUT/callback-ceiling.json" "$OUT/callback-wxgate.json"
+say "JSON reports in $OUT/callback-ceiling.json and $OUT/callback-wxgate.json"

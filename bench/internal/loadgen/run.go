@@ -1,0 +1,270 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Level is one concurrency level of a run.
+type Level struct {
+	Concurrency int
+	// Requests is how many distinct pushes the level may send; all of them
+	// unless Duration ends the level first.
+	Requests int
+	// Duration, when positive, ends the level after this long.
+	Duration time.Duration
+	// Warmup pushes are sent (and verified) before the timed part, at the
+	// same concurrency, to open connections and fill caches.
+	Warmup int
+}
+
+// Result is what one level measured. Latencies are in milliseconds, from
+// sending the request to having read the whole answer.
+type Result struct {
+	Concurrency int     `json:"concurrency"`
+	Requests    int     `json:"requests"`
+	Seconds     float64 `json:"seconds"`
+	RPS         float64 `json:"requests_per_second"`
+	P50         float64 `json:"p50_ms"`
+	P90         float64 `json:"p90_ms"`
+	P99         float64 `json:"p99_ms"`
+	Max         float64 `json:"max_ms"`
+	Failures    int     `json:"failures"`
+	// FailureKinds counts failures by kind (http_500, decrypt, transport, …).
+	FailureKinds   map[string]int `json:"failure_kinds,omitempty"`
+	WarmupRequests int            `json:"warmup_requests"`
+	WarmupFailures int            `json:"warmup_failures"`
+	// Exhausted is set when a timed level ran out of pushes before its
+	// duration: raise -n.
+	Exhausted bool `json:"exhausted,omitempty"`
+	// ServerCPU is the server's CPU time per request during the timed part
+	// (microseconds; 0 when its pid was not given), ClientCPU the load
+	// generator's own. On a small machine both share the cores.
+	ServerCPU float64 `json:"server_cpu_us_per_request,omitempty"`
+	ClientCPU float64 `json:"client_cpu_us_per_request,omitempty"`
+}
+
+// NewClient is the one HTTP client of a run: keep-alive connections, at
+// least as many idle ones per host as the highest concurrency, no
+// compression, and a per-request timeout well above WeChat's 5 s.
+func NewClient(maxConcurrency int) *http.Client {
+	return &http.Client{
+		Timeout: 15 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               nil, // 127.0.0.1 only; never through a proxy
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        maxConcurrency,
+			MaxIdleConnsPerHost: maxConcurrency,
+			MaxConnsPerHost:     maxConcurrency,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// Runner runs levels against one callback URL.
+type Runner struct {
+	Client   *http.Client
+	Builder  *Builder
+	Verifier *Verifier
+	// Log receives examples of failures (the first of each kind).
+	Log io.Writer
+	// ServerPID, when set, is the server process whose CPU time is
+	// measured over each timed part (Linux).
+	ServerPID int
+
+	examples map[string]bool
+}
+
+// RunLevel sends the level's warmup, then its timed pushes, and verifies
+// every answer. Pushes are built before the timed part starts.
+func (r *Runner) RunLevel(ctx context.Context, lv Level) (Result, error) {
+	if lv.Concurrency < 1 || lv.Requests < 1 {
+		return Result{}, fmt.Errorf("a level needs concurrency ≥ 1 and requests ≥ 1 (got %d, %d)", lv.Concurrency, lv.Requests)
+	}
+	res := Result{Concurrency: lv.Concurrency}
+	if lv.Warmup > 0 {
+		warm, err := r.Builder.Build(lv.Warmup, time.Now())
+		if err != nil {
+			return res, err
+		}
+		samples, _, _ := fire(ctx, r.Client, warm, lv.Concurrency, 0)
+		res.WarmupRequests = len(samples)
+		res.WarmupFailures, _ = r.verify(warm, samples)
+	}
+
+	pushes, err := r.Builder.Build(lv.Requests, time.Now())
+	if err != nil {
+		return res, err
+	}
+	server0, serverErr := r.serverCPU()
+	client0 := selfCPU()
+	samples, elapsed, exhausted := fire(ctx, r.Client, pushes, lv.Concurrency, lv.Duration)
+	client1 := selfCPU()
+	server1, serverErr1 := r.serverCPU()
+	if len(samples) > 0 {
+		perRequest := func(d time.Duration) float64 {
+			return math.Round(float64(d)/float64(time.Microsecond)/float64(len(samples))*10) / 10
+		}
+		res.ClientCPU = perRequest(client1 - client0)
+		if serverErr == nil && serverErr1 == nil && r.ServerPID > 0 {
+			res.ServerCPU = perRequest(server1 - server0)
+		}
+	}
+	res.Requests = len(samples)
+	res.Seconds = elapsed.Seconds()
+	res.Exhausted = lv.Duration > 0 && exhausted
+	if elapsed > 0 {
+		res.RPS = float64(len(samples)) / elapsed.Seconds()
+	}
+	res.Failures, res.FailureKinds = r.verify(pushes, samples)
+
+	lat := make([]time.Duration, 0, len(samples))
+	for _, s := range samples {
+		if s.err == nil {
+			lat = append(lat, s.latency)
+		}
+	}
+	slices.Sort(lat)
+	res.P50, res.P90, res.P99 = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.90)), ms(percentile(lat, 0.99))
+	if len(lat) > 0 {
+		res.Max = ms(lat[len(lat)-1])
+	}
+	return res, ctx.Err()
+}
+
+func (r *Runner) serverCPU() (time.Duration, error) {
+	if r.ServerPID <= 0 {
+		return 0, nil
+	}
+	return processCPU(r.ServerPID)
+}
+
+// verify checks every answer and counts the failures by kind, writing the
+// first example of each kind to the log.
+func (r *Runner) verify(pushes []Push, samples []sample) (int, map[string]int) {
+	if r.examples == nil {
+		r.examples = map[string]bool{}
+	}
+	kinds := map[string]int{}
+	failures := 0
+	for _, s := range samples {
+		var f *Failure
+		if s.err != nil {
+			f = &Failure{Kind: "transport", Detail: s.err.Error()}
+		} else {
+			f = r.Verifier.Check(pushes[s.index], s.status, s.body)
+		}
+		if f == nil {
+			continue
+		}
+		failures++
+		kinds[f.Kind]++
+		if !r.examples[f.Kind] && r.Log != nil {
+			r.examples[f.Kind] = true
+			fmt.Fprintf(r.Log, "failure (first of its kind) for MsgId %d: %v\n", pushes[s.index].MsgID, f)
+		}
+	}
+	if len(kinds) == 0 {
+		kinds = nil
+	}
+	return failures, kinds
+}
+
+type sample struct {
+	index   int
+	status  int
+	body    []byte
+	err     error
+	latency time.Duration
+}
+
+// fire sends pushes from conc workers until they run out or dur passes
+// (dur ≤ 0: until they run out). Answers are kept and verified afterwards,
+// so the client spends as little CPU as possible while the clock runs.
+func fire(ctx context.Context, client *http.Client, pushes []Push, conc int, dur time.Duration) ([]sample, time.Duration, bool) {
+	var next atomic.Int64
+	per := make([][]sample, conc)
+	var wg sync.WaitGroup
+	start := time.Now()
+	var deadline time.Time
+	if dur > 0 {
+		deadline = start.Add(dur)
+	}
+	for w := range conc {
+		per[w] = make([]sample, 0, len(pushes)/conc+1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(pushes) {
+					return
+				}
+				if !deadline.IsZero() && time.Now().After(deadline) {
+					return
+				}
+				per[w] = append(per[w], send(ctx, client, pushes[i], i))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	exhausted := next.Load() >= int64(len(pushes))
+	var n int
+	for _, p := range per {
+		n += len(p)
+	}
+	all := make([]sample, 0, n)
+	for _, p := range per {
+		all = append(all, p...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].index < all[j].index })
+	return all, elapsed, exhausted
+}
+
+func send(ctx context.Context, client *http.Client, p Push, i int) sample {
+	s := sample{index: i}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL, bytes.NewReader(p.Body))
+	if err != nil {
+		s.err = err
+		return s
+	}
+	req.Header.Set("Content-Type", "text/xml")
+	t0 := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		s.err = err
+		return s
+	}
+	s.body, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	s.latency = time.Since(t0)
+	s.status = resp.StatusCode
+	if err != nil {
+		s.err = err
+	}
+	return s
+}
+
+// percentile is the nearest-rank percentile of sorted values.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p*float64(len(sorted)))) - 1
+	rank = max(0, min(rank, len(sorted)-1))
+	return sorted[rank]
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
