@@ -77,6 +77,9 @@ go vet ./...
 say "go test -race"
 go test -race -count=1 -timeout 30m ./...
 
+say "third-party WeChat SDKs against the simulator"
+./test/sdk/run.sh
+
 fuzztime=${FUZZTIME:-10s}
 if [ "$fuzztime" != "0" ]; then
 	say "bounded fuzzing (${fuzztime} per target)"

@@ -82,7 +82,7 @@ func runSim(ctx context.Context, env Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "  phones page (模拟手机):       %s/sim/\n", base)
 	fmt.Fprintf(env.Stdout, "  control API:                  %s/sim/api/\n", base)
-	for _, a := range apps {
+	for _, a := range sim.Apps() {
 		fmt.Fprintf(env.Stdout, "  app %s (%s) → callback %s, mode %s\n", a.AppID, a.Kind, orDash(a.CallbackURL), orDash(a.Mode))
 	}
 	err = serveSim(ctx, servers)

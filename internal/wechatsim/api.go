@@ -154,6 +154,8 @@ func (s *Simulator) apiRoutes() []apiRoute {
 		{path: "/cgi-bin/user/info", auth: true, kinds: onlyOA, handle: s.handleUserInfo},
 		{path: "/cgi-bin/user/info/batchget", auth: true, kinds: onlyOA, handle: s.handleUserBatchGet},
 		{path: "/cgi-bin/user/get", auth: true, kinds: onlyOA, handle: s.handleUserGet},
+		{path: "/cgi-bin/user/info/updateremark", auth: true, kinds: onlyOA, handle: s.handleUpdateRemark},
+		{path: "/cgi-bin/ticket/getticket", auth: true, kinds: onlyOA, handle: s.handleGetTicket},
 		{path: "/cgi-bin/message/template/send", auth: true, kinds: onlyOA, handle: s.handleTemplateSend},
 		{path: "/cgi-bin/template/get_all_private_template", auth: true, kinds: onlyOA, handle: s.handleTemplateList},
 		{path: "/cgi-bin/template/api_add_template", auth: true, kinds: onlyOA, handle: s.handleTemplateAdd},

@@ -148,3 +148,31 @@ func TestResponseFormat(t *testing.T) {
 		t.Errorf("unknown API: %d %s", a.status, a.raw)
 	}
 }
+
+func TestJSAPITicketAndRemark(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tok := b.token(t, testOA, testOASecret)
+	first := b.get(t, "/cgi-bin/ticket/getticket", tq(tok, "type", "jsapi"))
+	second := b.get(t, "/cgi-bin/ticket/getticket", tq(tok, "type", "jsapi"))
+	if first.errcode() != 0 || first.str("ticket") == "" || first.str("ticket") != second.str("ticket") {
+		t.Fatalf("getticket: %s / %s", first.raw, second.raw)
+	}
+	if exp := first.int("expires_in"); exp <= 0 || exp > 7200 {
+		t.Errorf("expires_in %d", exp)
+	}
+	if got := b.get(t, "/cgi-bin/ticket/getticket", tq(tok, "type", "other")).errcode(); got != 40097 {
+		t.Errorf("bad type: errcode %d, want 40097", got)
+	}
+
+	u := b.user(t, testOA, true)
+	if got := b.post(t, "/cgi-bin/user/info/updateremark", tq(tok), map[string]any{"openid": u.OpenID, "remark": "大客户"}).errcode(); got != 0 {
+		t.Fatalf("updateremark errcode %d", got)
+	}
+	if info := b.get(t, "/cgi-bin/user/info", tq(tok, "openid", u.OpenID)); info.str("remark") != "大客户" {
+		t.Errorf("user/info after updateremark: %s", info.raw)
+	}
+	if got := b.post(t, "/cgi-bin/user/info/updateremark", tq(tok), map[string]any{"openid": "o-unknown", "remark": "x"}).errcode(); got != 40003 {
+		t.Errorf("unknown openid: errcode %d, want 40003", got)
+	}
+}

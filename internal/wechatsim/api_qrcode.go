@@ -161,8 +161,14 @@ func (s *Simulator) findTicket(ticket, url string) (*qrTicket, error) {
 // serveShowQRCode is GET /cgi-bin/showqrcode?ticket=: the QR image (no
 // access_token), HTTP 404 for an unknown or expired ticket.
 func (s *Simulator) serveShowQRCode(w http.ResponseWriter, r *http.Request) {
+	ticket := r.URL.Query().Get("ticket")
 	s.mu.Lock()
-	t := s.st.Tickets[r.URL.Query().Get("ticket")]
+	t := s.st.Tickets[ticket]
+	if t == nil && strings.Contains(ticket, " ") {
+		// Several SDKs put the ticket in the URL without encoding it, so a
+		// "+" of its base64 arrives as a space: read it back as "+".
+		t = s.st.Tickets[strings.ReplaceAll(ticket, " ", "+")]
+	}
 	var content string
 	if t != nil && !t.expired(s.now()) {
 		content = t.URL

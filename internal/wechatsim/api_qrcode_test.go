@@ -165,3 +165,29 @@ func TestQRCreateRules(t *testing.T) {
 		t.Fatalf("scanning an expired code: %v", err)
 	}
 }
+
+func TestShowQRCodeUnencodedTicket(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tok := b.token(t, testOA, testOASecret)
+	// Create tickets until one contains "+", which an SDK that does not
+	// URL-encode the ticket sends as a space.
+	for i := 0; i < 200; i++ {
+		a := b.post(t, "/cgi-bin/qrcode/create", tq(tok), map[string]any{
+			"expire_seconds": 600, "action_name": "QR_SCENE", "action_info": map[string]any{"scene": map[string]any{"scene_id": i + 1}}})
+		ticket := a.str("ticket")
+		if !strings.Contains(ticket, "+") {
+			continue
+		}
+		resp, err := http.Get(b.srv.URL + "/cgi-bin/showqrcode?ticket=" + ticket) // deliberately not escaped
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("unencoded ticket %q: HTTP %d, want 200", ticket, resp.StatusCode)
+		}
+		return
+	}
+	t.Fatal("no ticket with '+' in 200 tries")
+}

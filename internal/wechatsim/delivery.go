@@ -309,6 +309,12 @@ func (s *Simulator) interpret(target deliveryTarget, d *Delivery, msg *wechat.Me
 	if err != nil {
 		return fail(AlarmInvalidReply, "回复无效 invalid reply: "+err.Error())
 	}
+	if wechat.IsNoReply(plain) {
+		// A correctly signed envelope around nothing (or "success") is how
+		// some SDKs say "no reply" in encrypted modes; WeChat shows nothing.
+		d.Outcome = OutcomeNoReply
+		return nil, nil
+	}
 	d.ReplyXML = string(plain)
 	item, err := readReply(plain, msg, kind)
 	if err != nil {

@@ -303,3 +303,27 @@ func TestVerifyURL(t *testing.T) {
 		t.Fatalf("echostr with newline accepted: %+v %v", v, err)
 	}
 }
+
+// TestEmptyEncryptedReply: an SDK in safe mode may answer a signed envelope
+// around an empty plaintext to mean "no reply"; the phone shows nothing and
+// no alarm is raised.
+func TestEmptyEncryptedReply(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withMode(ModeSafe))
+	u := b.user(t, testOA, true)
+	b.recv.waitEvent(t, wechat.EventSubscribe)
+	b.recv.setRespond(func(n int, p receivedPush) (time.Duration, int, []byte) {
+		out, err := b.recv.crypter.SealReply(b.recv.token, nil, time.Now().Unix(), p.Query.Get("nonce"), 0)
+		if err != nil {
+			t.Error(err)
+		}
+		return 0, 200, out
+	})
+	res := b.act(t, u.OpenID, Action{Type: ActionText, Content: "hello"})
+	if res.Reply != nil {
+		t.Fatalf("phone shows %+v, want nothing", res.Reply)
+	}
+	if alarms := b.sim.Alarms(testOA); len(alarms) != 0 {
+		t.Fatalf("alarms %+v, want none", alarms)
+	}
+}
