@@ -40,6 +40,14 @@ type FollowerEvents interface {
 	ApplyEvent(ctx context.Context, account string, m *wechat.Message) error
 }
 
+// Responder answers a push itself, instead of the reply rules, when the
+// push is its business (handled true; a nil reply then answers "success").
+// It runs on the request's goroutine before the push is logged, within
+// part of the reply deadline (its ctx carries that deadline), so WeChat's
+// retries reach it again: it must be idempotent. What the first delivery
+// answered is what every retry gets. An error falls back to the rules.
+type Responder func(ctx context.Context, account string, m *wechat.Message) (reply wechat.Reply, handled bool, err error)
+
 // Hook is extra work for every new (non-duplicate) push, run after the
 // built-in ones. A hook that outlives the reply deadline keeps running in
 // the background; the push is then answered "success" and logged deferred.
@@ -47,10 +55,13 @@ type Hook func(ctx context.Context, account string, m *wechat.Message) error
 
 // Options builds a Handler. Log is required; the rest may be left out.
 type Options struct {
-	Accounts  []config.Account
-	Settings  config.CallbackConfig
-	Log       MessageLog
-	Replies   Replier
+	Accounts []config.Account
+	Settings config.CallbackConfig
+	Log      MessageLog
+	Replies  Replier
+	// Responder, when set, is asked first (e.g. the scan of a binding QR
+	// code, answered with its confirmation).
+	Responder Responder
 	Followers FollowerEvents
 	// Profiles, when set, is asked to fetch the profile of each new
 	// subscriber (user/info), through the queue.
@@ -91,6 +102,7 @@ type Handler struct {
 
 	log       MessageLog
 	replies   Replier
+	responder Responder
 	followers FollowerEvents
 	profiles  follower.ProfileFetcher
 	hooks     []Hook
@@ -120,6 +132,7 @@ func New(opts Options) (*Handler, error) {
 		bgTime:    opts.BackgroundTimeout,
 		log:       opts.Log,
 		replies:   opts.Replies,
+		responder: opts.Responder,
 		followers: opts.Followers,
 		profiles:  opts.Profiles,
 		hooks:     opts.Hooks,

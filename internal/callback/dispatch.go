@@ -39,7 +39,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, a *account, i
 	if msgID == 0 {
 		msgID = m.JobMsgID
 	}
-	body := h.buildReply(a, m, now)
+	body := h.buildReply(r.Context(), a, m, now, start)
 	entry := msglog.Entry{
 		Account:    a.cfg.Name,
 		DedupKey:   m.DedupKey(),
@@ -186,12 +186,13 @@ func (h *Handler) markDeferred(ctx context.Context, entry msglog.Entry) {
 	}
 }
 
-// buildReply renders the rule's reply as plain XML, or nil for none.
-func (h *Handler) buildReply(a *account, m *wechat.Message, now time.Time) []byte {
-	if h.replies == nil {
-		return nil
+// buildReply renders the responder's or else the rule's reply as plain
+// XML, or nil for none.
+func (h *Handler) buildReply(ctx context.Context, a *account, m *wechat.Message, now, start time.Time) []byte {
+	reply, handled := h.respond(ctx, a, m, start)
+	if !handled && h.replies != nil {
+		reply = h.replies.Reply(a.cfg.Name, m)
 	}
-	reply := h.replies.Reply(a.cfg.Name, m)
 	if reply == nil {
 		return nil
 	}
@@ -201,6 +202,39 @@ func (h *Handler) buildReply(a *account, m *wechat.Message, now time.Time) []byt
 		return nil
 	}
 	return body
+}
+
+// responderShare is the part of the time left before the deadline that
+// the responder may use; the rest is for the log write and the answer.
+const responderShare = 0.6
+
+// respond asks the responder, if any, within its share of the deadline.
+// A failing or panicking responder leaves the push to the rules.
+func (h *Handler) respond(ctx context.Context, a *account, m *wechat.Message, start time.Time) (reply wechat.Reply, handled bool) {
+	if h.responder == nil {
+		return nil, false
+	}
+	budget := time.Duration(float64(h.deadline-time.Since(start)) * responderShare)
+	if budget <= 0 {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			h.metrics.hookErrors.WithLabelValues(a.cfg.Name).Inc()
+			h.logger.Error("callback responder panicked; answering by the rules", "account", a.cfg.Name, "panic", fmt.Sprint(p))
+			reply, handled = nil, false
+		}
+	}()
+	reply, handled, err := h.responder(ctx, a.cfg.Name, m)
+	if err != nil {
+		h.metrics.hookErrors.WithLabelValues(a.cfg.Name).Inc()
+		h.logger.Error("callback responder failed; answering by the rules", "account", a.cfg.Name, "openid", m.FromUserName,
+			"event", m.Event, "err", err)
+		return nil, false
+	}
+	return reply, handled
 }
 
 // hasHooks reports whether a new push has domain work besides logging.

@@ -86,6 +86,24 @@ type Account struct {
 	// the background; zero means the broker's default.
 	TokenRefreshMargin time.Duration `yaml:"token_refresh_margin,omitempty"`
 	Replies            []ReplyRule   `yaml:"replies,omitempty"`
+	// Binding tunes the binding of business user ids (external ids) to
+	// the account's followers by QR code or mini-program login.
+	Binding BindingConfig `yaml:"binding,omitempty"`
+}
+
+// BindingConfig tunes bindings of one account. Empty texts mean the
+// defaults (绑定成功, 二维码已过期, 二维码已被使用).
+type BindingConfig struct {
+	// Reply is the passive reply to the scan that binds.
+	Reply string `yaml:"reply,omitempty"`
+	// ExpiredReply answers the scan of a code whose bind token expired.
+	ExpiredReply string `yaml:"expired_reply,omitempty"`
+	// UsedReply answers the scan of a code someone else already used.
+	UsedReply string `yaml:"used_reply,omitempty"`
+	// ManyToMany lets an external id be bound to several persons and a
+	// person to several external ids. By default a binding is one-to-one
+	// and a newer one replaces the older (kept in the history).
+	ManyToMany bool `yaml:"many_to_many,omitempty"`
 }
 
 // ReplyRule is an auto-reply rule seeded into the database at start.

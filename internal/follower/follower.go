@@ -1,14 +1,16 @@
 // Package follower keeps the followers of each account: who subscribed,
 // when and through which QR scene, and who left (never deleted).
 //
-// For now it is driven by the callback's subscribe, unsubscribe and SCAN
-// events; fetching profiles (user/info) and full syncs come with the API
-// client, through ProfileFetcher.
+// It is driven by the callback's subscribe, unsubscribe and SCAN events;
+// each new subscriber's profile (user/info: unionid, language, remark,
+// tags, the subscribe scene) is then fetched by the follower.fetch_profile
+// job (profile_job.go), never inside the callback's HTTP answer.
 package follower
 
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -46,6 +48,7 @@ type Follower struct {
 	LastTicket       string     `json:"last_ticket,omitempty"`
 	Language         string     `json:"language,omitempty"`
 	Remark           string     `json:"remark,omitempty"`
+	TagIDs           []int64    `json:"tag_ids"`
 	ProfileFetchedAt *time.Time `json:"profile_fetched_at,omitempty"`
 	CreatedAt        time.Time  `json:"created_at"`
 	UpdatedAt        time.Time  `json:"updated_at"`
@@ -162,7 +165,7 @@ WHERE (followers.unsubscribed_at IS NULL OR followers.unsubscribed_at <= exclude
 }
 
 const followerColumns = `account, openid, unionid, subscribed, subscribed_at, unsubscribed_at, subscribe_scene, qr_scene, qr_scene_str,
-    last_event_key, last_ticket, language, remark, profile_fetched_at, created_at, updated_at`
+    last_event_key, last_ticket, language, remark, tag_ids, profile_fetched_at, created_at, updated_at`
 
 // Get returns one follower.
 func (s *Store) Get(ctx context.Context, account, openid string) (Follower, error) {
@@ -171,15 +174,22 @@ func (s *Store) Get(ctx context.Context, account, openid string) (Follower, erro
 		unionID                            sql.NullString
 		subscribedAt, unsubscribedAt, prof sql.NullTime
 		qrScene                            sql.NullInt64
+		tagIDs                             string
 	)
 	err := s.db.QueryRowContext(ctx, `SELECT `+followerColumns+` FROM followers WHERE account = $1 AND openid = $2`, account, openid).Scan(
 		&f.Account, &f.OpenID, &unionID, &f.Subscribed, &subscribedAt, &unsubscribedAt, &f.SubscribeScene, &qrScene, &f.QRSceneStr,
-		&f.LastEventKey, &f.LastTicket, &f.Language, &f.Remark, &prof, &f.CreatedAt, &f.UpdatedAt)
+		&f.LastEventKey, &f.LastTicket, &f.Language, &f.Remark, &tagIDs, &prof, &f.CreatedAt, &f.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Follower{}, ErrNotFound
 	}
 	if err != nil {
 		return Follower{}, fmt.Errorf("follower: get %s: %w", openid, err)
+	}
+	if err := json.Unmarshal([]byte(tagIDs), &f.TagIDs); err != nil {
+		return Follower{}, fmt.Errorf("follower: get %s: tag_ids: %w", openid, err)
+	}
+	if f.TagIDs == nil {
+		f.TagIDs = []int64{}
 	}
 	f.UnionID = unionID.String
 	f.SubscribedAt = timePtr(subscribedAt)
