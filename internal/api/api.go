@@ -35,12 +35,32 @@ type Options struct {
 	Auth      Authenticator
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Followers reads followers, persons and bindings; Binder makes
+	// bindings (QR codes, mini-program login); Messages reads the message
+	// log; Webhooks manages event endpoints. Routes whose part is nil
+	// answer 503 not_configured.
+	Followers FollowerReader
+	Binder    Binder
+	Messages  MessageReader
+	Webhooks  Webhooks
+	// Syncs queues full follower syncs (*follower.SyncJobs).
+	Syncs FollowerSyncs
+	// Push sends messages and keeps the template registry and
+	// subscription grants (*push.Service).
+	Push Pusher
+	// Audit records every call (*AuditStore); nil records nothing.
+	Audit AuditLog
+	// KeyRate limits the requests of each API key per second (KeyBurst at
+	// once); 0 means no limit. The gateway uses DefaultKeyRate.
+	KeyRate  float64
+	KeyBurst int
 }
 
 type handler struct {
-	opts Options
-	log  *slog.Logger
-	now  func() time.Time
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	limits *keyLimits
 }
 
 // New returns the handler of every /api/v1/ route; the server mounts it
@@ -53,15 +73,50 @@ func New(opts Options) http.Handler {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.limits = newKeyLimits(opts.KeyRate, opts.KeyBurst)
 	need := func(scope auth.Scope, f http.HandlerFunc) http.Handler {
-		return opts.Auth.RequireScope(scope, h.writeError)(f)
+		return opts.Auth.RequireScope(scope, h.writeError)(h.keyed(f))
 	}
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/accounts", need(auth.ScopeRead, h.listAccounts))
 	mux.Handle("GET /api/v1/accounts/{name}/token", need(auth.ScopeToken, h.accountToken))
+
+	mux.Handle("GET /api/v1/followers", need(auth.ScopeRead, h.listFollowers))
+	mux.Handle("GET /api/v1/followers/{openid}", need(auth.ScopeRead, h.getFollower))
+	mux.Handle("POST /api/v1/followers/sync", need(auth.ScopeAdmin, h.startFollowerSync))
+	mux.Handle("GET /api/v1/followers/sync", need(auth.ScopeRead, h.followerSyncStatus))
+
+	mux.Handle("POST /api/v1/bindings/qrcode", need(auth.ScopeSend, h.createBindQRCode))
+	mux.Handle("GET /api/v1/bindings/qrcode/{ticket}", h.withPollToken(need(auth.ScopeRead, h.bindQRCodeStatus), h.bindQRCodeStatus))
+	mux.Handle("GET /api/v1/bindings/qrcode/{ticket}/png", h.withPollToken(need(auth.ScopeRead, h.bindQRCodePNG), h.bindQRCodePNG))
+	mux.Handle("GET /api/v1/bindings", need(auth.ScopeRead, h.listBindings))
+	mux.Handle("GET /api/v1/bindings/{id}", need(auth.ScopeRead, h.getBinding))
+	mux.Handle("DELETE /api/v1/bindings/{id}", need(auth.ScopeSend, h.deleteBinding))
+	mux.Handle("POST /api/v1/miniprogram/login", need(auth.ScopeSend, h.miniProgramLogin))
+
+	mux.Handle("GET /api/v1/webhooks", need(auth.ScopeAdmin, h.listWebhooks))
+	mux.Handle("POST /api/v1/webhooks", need(auth.ScopeAdmin, h.createWebhook))
+	mux.Handle("GET /api/v1/webhooks/{id}", need(auth.ScopeAdmin, h.getWebhook))
+	mux.Handle("DELETE /api/v1/webhooks/{id}", need(auth.ScopeAdmin, h.deleteWebhook))
+	mux.Handle("GET /api/v1/webhooks/{id}/deliveries", need(auth.ScopeAdmin, h.webhookDeliveries))
+
+	mux.Handle("POST /api/v1/messages", need(auth.ScopeSend, h.sendMessage))
+	mux.Handle("GET /api/v1/messages", need(auth.ScopeRead, h.listMessages))
+	mux.Handle("GET /api/v1/messages/{id}", need(auth.ScopeRead, h.getMessage))
+	mux.Handle("GET /api/v1/templates", need(auth.ScopeRead, h.listTemplates))
+	mux.Handle("POST /api/v1/templates", need(auth.ScopeAdmin, h.putTemplate))
+	mux.Handle("POST /api/v1/templates/sync", need(auth.ScopeAdmin, h.syncTemplates))
+	mux.Handle("POST /api/v1/templates/preview", need(auth.ScopeSend, h.previewTemplate))
+	mux.Handle("GET /api/v1/templates/aliases", need(auth.ScopeRead, h.listAliases))
+	mux.Handle("GET /api/v1/templates/aliases/{account}/{alias}", need(auth.ScopeRead, h.getAlias))
+	mux.Handle("PUT /api/v1/templates/aliases/{account}/{alias}", need(auth.ScopeAdmin, h.putAlias))
+	mux.Handle("DELETE /api/v1/templates/aliases/{account}/{alias}", need(auth.ScopeAdmin, h.deleteAlias))
+	mux.Handle("POST /api/v1/subscriptions/grants", need(auth.ScopeSend, h.reportGrants))
+	mux.Handle("GET /api/v1/subscriptions/grants", need(auth.ScopeRead, h.listGrants))
+	mux.Handle("GET /api/v1/audit", need(auth.ScopeAdmin, h.listAudit))
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errNotFound("no such API route: "+r.Method+" "+r.URL.Path+" — 接口不存在"))
 	})
-	return mux
+	return h.audited(mux)
 }

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/auth"
+	"github.com/wxgate/wxgate/internal/follower"
 	"github.com/wxgate/wxgate/internal/token"
+	"github.com/wxgate/wxgate/internal/webhook"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -42,10 +44,33 @@ func (h *handler) toError(err error) *Error {
 		wechatErr  *wechat.APIError
 		forceLimit *token.ForceRefreshError
 		refresh    *token.RefreshError
+		input      *follower.InputError
+		hookInput  *webhook.InputError
+		noAccount  *follower.UnknownAccountError
+		syncing    *follower.SyncRunningError
 	)
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case isPushError(err):
+		e, _ := pushError(err)
+		return e
+	case errors.As(err, &input):
+		return &Error{Status: http.StatusBadRequest, Code: input.Code, Message: input.Message}
+	case errors.As(err, &hookInput):
+		return &Error{Status: http.StatusBadRequest, Code: hookInput.Code, Message: hookInput.Message}
+	case errors.As(err, &noAccount):
+		return &Error{Status: http.StatusNotFound, Code: "account_not_found", Message: noAccount.Error()}
+	case errors.As(err, &syncing):
+		return &Error{Status: http.StatusConflict, Code: "sync_running", Message: syncing.Error()}
+	case errors.Is(err, follower.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "follower_not_found", Message: "no such follower of this account — 该账号没有这个粉丝"}
+	case errors.Is(err, follower.ErrBindingNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "binding_not_found", Message: "no such binding — 绑定不存在"}
+	case errors.Is(err, follower.ErrQRCodeNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "qrcode_not_found", Message: "wxgate made no binding QR code with this ticket — 没有该 ticket 的绑定二维码"}
+	case errors.Is(err, webhook.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "webhook_not_found", Message: "no such webhook — Webhook 不存在"}
 	case errors.As(err, &authErr):
 		return &Error{Status: authErr.Status, Code: authErr.Code, Message: authErr.Message}
 	case errors.As(err, &unknown):

@@ -11,13 +11,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
 
 	"github.com/wxgate/wxgate/internal/api"
 	"github.com/wxgate/wxgate/internal/auth"
+	"github.com/wxgate/wxgate/internal/callback"
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/push"
+	"github.com/wxgate/wxgate/internal/queue"
 	"github.com/wxgate/wxgate/internal/server"
 	"github.com/wxgate/wxgate/internal/token"
+	"github.com/wxgate/wxgate/internal/webhook"
 )
 
 // gatewayOptions carries what differs between `serve` and `demo`.
@@ -33,6 +39,8 @@ type gatewayOptions struct {
 type gateway struct {
 	db       *db.DB
 	tokens   *token.Registry
+	jobs     *queue.Queue
+	push     *push.Service
 	listener net.Listener
 	done     chan error
 }
@@ -53,15 +61,26 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		database.Close()
 		return nil, err
 	}
-	mount := map[string]http.Handler{
-		"/api/v1/": api.New(api.Options{
-			Accounts:  cfg.Accounts,
-			PublicURL: cfg.PublicURL,
-			Tokens:    tokens,
-			Auth:      auth.NewStore(database, nil),
-			Logger:    logger.With("component", "api"),
-		}),
+	workers := river.NewWorkers()
+	jobs, err := newQueue(ctx, database, tokens, logger, workers)
+	if err != nil {
+		database.Close()
+		return nil, err
 	}
+	// closeAll undoes the above when starting fails.
+	closeAll := func() {
+		_ = jobs.Stop(context.WithoutCancel(ctx))
+		database.Close()
+	}
+	webhooks := webhook.NewStore(database, time.Now)
+	binder := follower.NewBinder(follower.BinderOptions{DB: database, Accounts: cfg.Accounts, Clients: tokens,
+		Events: webhook.NewPublisher(webhooks, jobs), Logger: logger.With("component", "bindings")})
+	events := webhook.NewPublisher(webhooks, jobs)
+	pusher := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Jobs: jobs,
+		Resolver: &push.FollowerResolver{DB: database, Bindings: binder.Store()},
+		Events:   events, Logger: logger.With("component", "push")})
+	river.AddWorker(workers, pusher.Worker())
+	mount := map[string]http.Handler{}
 	for pattern, h := range opts.mount {
 		mount[pattern] = h
 	}
@@ -69,26 +88,55 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	srv, err := server.New(server.Options{
-		Config:   cfg,
-		DB:       database,
-		Logger:   logger,
-		Registry: registry,
-		Now:      time.Now,
-		Mount:    mount,
+		Config:    cfg,
+		DB:        database,
+		Logger:    logger,
+		Registry:  registry,
+		Now:       time.Now,
+		Mount:     mount,
+		Profiles:  follower.NewProfileJobs(jobs, tokens, logger.With("component", "follower")),
+		Responder: binder.Respond,
+		Hooks:     []callback.Hook{pusher.Hook, webhook.NewInboundHook(events).Hook},
 	})
 	if err != nil {
-		database.Close()
+		closeAll()
 		return nil, err
 	}
+	// Mounted after New: the API reads the server's message log.
+	srv.Handle("/api/v1/", api.New(api.Options{
+		Accounts:  cfg.Accounts,
+		PublicURL: cfg.PublicURL,
+		Tokens:    tokens,
+		Auth:      auth.NewStore(database, nil),
+		Logger:    logger.With("component", "api"),
+		Followers: binder.Store(),
+		Binder:    binder,
+		Messages:  srv.MessageLog(),
+		Webhooks:  webhooks,
+		Syncs:     follower.NewSyncJobs(jobs, follower.NewSyncer(database, time.Now, logger.With("component", "follower"))),
+		Push:      pusher,
+		Audit:     api.NewAuditStore(database),
+		KeyRate:   api.DefaultKeyRate,
+		KeyBurst:  api.DefaultKeyBurst,
+	}))
 	ln := opts.listener
 	if ln == nil {
 		ln, err = net.Listen("tcp", cfg.Listen)
 		if err != nil {
-			database.Close()
+			srv.Close()
+			closeAll()
 			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 		}
 	}
-	g := &gateway{db: database, listener: ln, done: make(chan error, 1), tokens: tokens}
+	// The queue outlives ctx: it is stopped below once HTTP has drained,
+	// so jobs queued by the last callbacks are not cut short.
+	if err := jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		ln.Close()
+		srv.Close()
+		closeAll()
+		return nil, err
+	}
+	g := &gateway{db: database, listener: ln, done: make(chan error, 1), tokens: tokens, jobs: jobs, push: pusher}
 	refreshDone := make(chan struct{})
 	go func() {
 		defer close(refreshDone)
@@ -100,6 +148,11 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
+		stopCtx, cancel := context.WithTimeout(context.Background(), queueStopTimeout+5*time.Second)
+		if qerr := jobs.Stop(stopCtx); err == nil && qerr != nil {
+			err = qerr
+		}
+		cancel()
 		if cerr := database.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("close database: %w", cerr)
 		}
@@ -126,6 +179,26 @@ func newTokenRegistry(cfg config.Config, database *db.DB, logger *slog.Logger, n
 		}
 	}
 	return reg, nil
+}
+
+// queueStopTimeout is how long running jobs may finish at shutdown before
+// their contexts are cancelled (they are retried at the next start).
+const queueStopTimeout = 15 * time.Second
+
+// newQueue builds the job queue (migrating River's tables) with the
+// workers of every job kind the gateway runs. Workers that need the queue
+// themselves (push) are added to workers after, before Start.
+func newQueue(ctx context.Context, database *db.DB, tokens *token.Registry, logger *slog.Logger, workers *river.Workers) (*queue.Queue, error) {
+	river.AddWorker(workers, follower.NewProfileWorker(follower.NewStore(database, time.Now), tokens, logger.With("component", "follower")))
+	river.AddWorker(workers, follower.NewSyncWorker(follower.NewSyncer(database, time.Now, logger.With("component", "follower")), tokens,
+		logger.With("component", "follower")))
+	river.AddWorker(workers, webhook.NewWorker(webhook.NewSender(webhook.NewStore(database, time.Now), nil, logger.With("component", "webhook"))))
+	return queue.New(ctx, database, queue.Options{
+		Logger:      logger.With("component", "queue"),
+		Workers:     workers,
+		Queues:      map[string]int{queue.DefaultQueue: queue.DefaultMaxWorkers, follower.Queue: follower.QueueWorkers, push.Queue: push.QueueWorkers},
+		StopTimeout: queueStopTimeout,
+	})
 }
 
 // URL is the base URL the gateway answers on.

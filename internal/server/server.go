@@ -46,6 +46,9 @@ type Options struct {
 	Hooks []callback.Hook
 	// Profiles, when set, fetches new subscribers' profiles.
 	Profiles follower.ProfileFetcher
+	// Responder, when set, answers the pushes that are its business
+	// before the reply rules (the scan of a binding QR code).
+	Responder callback.Responder
 	// MessageLog tunes the log's group commit.
 	MessageLog msglog.Options
 	// ShutdownTimeout bounds the graceful stop (default 20s).
@@ -120,6 +123,7 @@ func New(opts Options) (*Server, error) {
 		Settings:   opts.Config.Callback,
 		Log:        s.messages,
 		Replies:    s.replies,
+		Responder:  opts.Responder,
 		Followers:  s.followers,
 		Profiles:   opts.Profiles,
 		Hooks:      opts.Hooks,
