@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/config"
@@ -45,8 +47,8 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 // configured one: a query saying otherwise cannot downgrade a safe-mode
 // account to plaintext.
 func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inbound, *Error) {
-	q := r.URL.Query()
-	signature, timestamp, nonce := q.Get("signature"), q.Get("timestamp"), q.Get("nonce")
+	q := parseCallbackQuery(r.URL)
+	signature, timestamp, nonce := q.signature, q.timestamp, q.nonce
 	if signature == "" {
 		return nil, errMissingSignature
 	}
@@ -62,8 +64,7 @@ func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inb
 	if skew := h.now().Sub(time.Unix(ts, 0)); skew > h.window || skew < -h.window {
 		return nil, errStaleTimestamp
 	}
-	encryptType := q.Get("encrypt_type")
-	if a.mode == config.ModeSafe && encryptType != "aes" {
+	if a.mode == config.ModeSafe && q.encryptType != "aes" {
 		return nil, errEncryptionRequired
 	}
 
@@ -71,19 +72,22 @@ func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inb
 	if e != nil {
 		return nil, e
 	}
-	var outer *wechat.Message
+	// outer is the body's plain part; in safe mode the usual body is only
+	// the envelope, whose Encrypt is taken without a full XML decode (the
+	// costliest step of a push after the crypto). What it takes is checked
+	// by msg_signature like any other.
+	var (
+		outer   *wechat.Message
+		encrypt string
+	)
 	if a.mode == config.ModeSafe {
-		// The common safe-mode body: take Encrypt without a full XML
-		// decode (the costliest step of a push after the crypto). What
-		// it takes is checked by msg_signature like any other.
-		if enc, ok := safeEnvelope(body); ok {
-			outer = &wechat.Message{Encrypt: enc}
-		}
+		encrypt, _ = safeEnvelope(body)
 	}
-	if outer == nil {
+	if encrypt == "" {
 		if outer, err = wechat.ParseMessage(body); err != nil {
 			return nil, errMalformedBody
 		}
+		encrypt = outer.Encrypt
 	}
 
 	in := &inbound{nonce: nonce}
@@ -95,13 +99,13 @@ func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inb
 		outer.Encrypt = ""
 		in.msg, in.raw = outer, body
 	} else {
-		if outer.Encrypt == "" {
+		if encrypt == "" {
 			return nil, errEncryptionRequired
 		}
-		if !wechat.VerifyMsgSignature(a.cfg.Token, timestamp, nonce, outer.Encrypt, q.Get("msg_signature")) {
+		if !wechat.VerifyMsgSignature(a.cfg.Token, timestamp, nonce, encrypt, q.msgSignature) {
 			return nil, errInvalidMsgSignature
 		}
-		plain, keyIndex, err := a.crypter.Decrypt(outer.Encrypt)
+		plain, keyIndex, err := a.crypter.Decrypt(encrypt)
 		if err != nil {
 			if wechat.IsCryptoCode(err, wechat.CodeValidateAppID) {
 				return nil, errAppIDMismatch
@@ -128,6 +132,48 @@ func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inb
 		return nil, errToUserMismatch
 	}
 	return in, nil
+}
+
+// callbackQuery is what a push's query string carries.
+type callbackQuery struct {
+	signature, timestamp, nonce, encryptType, msgSignature string
+}
+
+// parseCallbackQuery reads the query parameters of a push, as
+// url.Values.Get would (the first value of each). WeChat's query needs no
+// unescaping, and such a query is read in place without building the
+// url.Values map; any other goes through url.ParseQuery.
+func parseCallbackQuery(u *url.URL) callbackQuery {
+	var q callbackQuery
+	raw := u.RawQuery
+	if strings.ContainsAny(raw, "%+;") {
+		v := u.Query()
+		return callbackQuery{v.Get("signature"), v.Get("timestamp"), v.Get("nonce"), v.Get("encrypt_type"), v.Get("msg_signature")}
+	}
+	var seen [5]bool
+	first := func(i int, dst *string, value string) {
+		if !seen[i] {
+			seen[i], *dst = true, value
+		}
+	}
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		key, value, _ := strings.Cut(pair, "=")
+		switch key {
+		case "signature":
+			first(0, &q.signature, value)
+		case "timestamp":
+			first(1, &q.timestamp, value)
+		case "nonce":
+			first(2, &q.nonce, value)
+		case "encrypt_type":
+			first(3, &q.encryptType, value)
+		case "msg_signature":
+			first(4, &q.msgSignature, value)
+		}
+	}
+	return q
 }
 
 // readBody reads at most max_body_bytes.
@@ -197,9 +243,18 @@ func safeEnvelope(body []byte) (string, bool) {
 	}
 	enc := rest[:end]
 	for _, c := range enc {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
+		if !base64Alphabet[c] {
 			return "", false
 		}
 	}
 	return string(enc), true
 }
+
+// base64Alphabet marks the bytes of standard Base64: one table load per
+// byte of an Encrypt value.
+var base64Alphabet = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '='
+	}
+	return t
+}()

@@ -27,8 +27,7 @@ type batcher struct {
 	mu     sync.RWMutex // guards closed against sends on a closed channel
 	closed bool
 
-	insertStmts map[int]*sql.Stmt // PostgreSQL: the insert for n rows, prepared on first use
-	insertSQL   map[int]string    // SQLite: the insert for n rows
+	insertStmts map[int]*sql.Stmt // the insert for n rows, prepared on first use
 	conn        *sql.Conn         // SQLite: the writer's own connection
 }
 
@@ -69,7 +68,6 @@ func newBatcher(s *Store) *batcher {
 		reqs:        make(chan *Pending, 4*s.maxBatch),
 		done:        make(chan struct{}),
 		insertStmts: map[int]*sql.Stmt{},
-		insertSQL:   map[int]string{},
 	}
 	go b.run()
 	return b
@@ -108,35 +106,63 @@ func (b *batcher) close() {
 
 func (b *batcher) run() {
 	defer close(b.done)
+	defer b.closeStatements()
 	defer func() {
-		for _, stmt := range b.insertStmts {
-			stmt.Close()
-		}
 		if b.conn != nil {
 			b.conn.Close()
 		}
 	}()
 	maxBatch, maxWait := b.store.maxBatch, b.store.maxWait
+	gap := min(lingerGap, maxWait/4)
 	batch := make([]*Pending, 0, maxBatch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	busy := false
+	var (
+		busy     bool      // the previous batch had several rows
+		idleFrom time.Time // when the previous commit ended
+		cooldown int       // batches before a quick single row may linger again
+	)
 	for {
 		first, ok := <-b.reqs
 		if !ok {
 			return
 		}
+		// A row that comes right after the previous commit is part of a
+		// stream, even when the writer has so far kept up with it one row
+		// at a time (a fast commit per row is the costliest way to write
+		// a stream).
+		quick := !idleFrom.IsZero() && time.Since(idleFrom) < gap
 		batch = append(batch[:0], first)
 		open := b.drain(&batch, maxBatch)
 		// Under concurrent load, wait a moment for the rows that are about
-		// to arrive: one commit for many is what makes SQLite keep up. A
-		// lone request (the previous batch had one row) is written at once.
-		if open && busy && maxWait > 0 && len(batch) < maxBatch {
-			open = b.linger(&batch, maxBatch, maxWait, timer)
+		// to arrive: one commit for many is what makes SQLite keep up, and
+		// the fewer commits, the less CPU each push costs. A lone request
+		// is written at once.
+		probe := false
+		if open && maxWait > 0 && len(batch) < maxBatch {
+			switch {
+			case busy || len(batch) > 1:
+				open = b.linger(&batch, maxBatch, maxWait, gap, timer)
+			case quick && cooldown == 0:
+				open = b.linger(&batch, maxBatch, maxWait, gap, timer)
+				probe = true
+			}
 		}
 		busy = len(batch) > 1
+		switch {
+		case busy:
+			cooldown = 0
+		case probe:
+			// A quick row, and then nothing: requests come one at a
+			// time, each soon after the previous answer. Do not wait on
+			// the next ones.
+			cooldown = loneCooldown
+		default:
+			cooldown = max(cooldown-1, 0)
+		}
 		b.commit(batch)
 		clear(batch)
+		idleFrom = time.Now()
 		if !open {
 			// Flush whatever was queued before close, then stop.
 			for r := range b.reqs {
@@ -147,13 +173,21 @@ func (b *batcher) run() {
 	}
 }
 
-// linger collects the rows arriving over the next moments, until MaxWait
-// has passed, the batch is full, or arrivals pause for a gap (a quarter of
-// MaxWait): a pause means every request in flight is already waiting on
-// this batch, so waiting longer would only idle the server. It reports
-// false when the channel was closed.
-func (b *batcher) linger(batch *[]*Pending, maxBatch int, maxWait time.Duration, timer *time.Timer) bool {
-	gap := maxWait / 4
+// lingerGap is how long the writer waits for the next row before it takes
+// the batch as complete: arrivals pausing this long mean every request in
+// flight is already in the batch (or far from it), and waiting on would
+// only idle the callers. Under load rows come tens of microseconds apart.
+const lingerGap = 200 * time.Microsecond
+
+// loneCooldown is how many batches a writer that waited for nothing
+// commits without waiting before it tries again: one-at-a-time traffic pays
+// the gap on one request in this many.
+const loneCooldown = 16
+
+// linger collects the rows arriving over the next moments, as long as the
+// batch keeps growing: until maxWait has passed, the batch is full, or no
+// row came for gap. It reports false when the channel was closed.
+func (b *batcher) linger(batch *[]*Pending, maxBatch int, maxWait, gap time.Duration, timer *time.Timer) bool {
 	deadline := time.Now().Add(maxWait)
 	// Since Go 1.23 Stop and Reset leave no stale tick behind, so the
 	// timer is reused without draining.
@@ -161,7 +195,7 @@ func (b *batcher) linger(batch *[]*Pending, maxBatch int, maxWait time.Duration,
 	for len(*batch) < maxBatch {
 		wait := min(gap, time.Until(deadline))
 		if wait <= 0 {
-			return true
+			break
 		}
 		timer.Reset(wait)
 		select {
@@ -174,7 +208,8 @@ func (b *batcher) linger(batch *[]*Pending, maxBatch int, maxWait time.Duration,
 				return false
 			}
 		case <-timer.C:
-			return true
+			// Rows that came while the timer fired still make the batch.
+			return b.drain(batch, maxBatch)
 		}
 		timer.Stop()
 	}
@@ -366,18 +401,12 @@ func (b *batcher) begin(ctx context.Context) (*sql.Tx, error) {
 	return tx, err
 }
 
-// insert runs the multi-row insert for n rows.
+// insert runs the multi-row insert for n rows with the statement prepared
+// for n (at most MaxBatch statements): parsing an insert of hundreds of
+// parameters costs more than running it. On SQLite the transaction is on
+// the writer's own connection, so after the first use of a size the
+// statement runs there without being parsed again.
 func (b *batcher) insert(ctx context.Context, tx *sql.Tx, n int, args []any) (*sql.Rows, error) {
-	if b.store.db.Dialect == db.SQLite {
-		// The connection is the writer's own, so statements are parsed on
-		// it each time; with positional parameters that is cheap.
-		query, ok := b.insertSQL[n]
-		if !ok {
-			query = insertQuery(n, false)
-			b.insertSQL[n] = query
-		}
-		return tx.QueryContext(ctx, query, args...)
-	}
 	stmt, err := b.insertStatement(ctx, n)
 	if err != nil {
 		return nil, err
@@ -385,27 +414,33 @@ func (b *batcher) insert(ctx context.Context, tx *sql.Tx, n int, args []any) (*s
 	return tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
 }
 
-// insertStatement returns the prepared multi-row insert for n rows
-// (PostgreSQL), preparing it on first use: a statement with hundreds of
-// parameters costs more to parse than to run, and a pooled connection
-// keeps it prepared.
+// insertStatement returns the prepared multi-row insert for n rows,
+// preparing it on first use. Only the writer goroutine touches the cache.
 func (b *batcher) insertStatement(ctx context.Context, n int) (*sql.Stmt, error) {
 	if stmt := b.insertStmts[n]; stmt != nil {
 		return stmt, nil
 	}
-	stmt, err := b.store.db.PrepareContext(ctx, insertQuery(n, true))
+	// SQLite treats $N as a named parameter and looks each name up in a
+	// list, quadratic in the parameter count, so it gets positional ?.
+	stmt, err := b.store.db.PrepareContext(ctx, insertQuery(n, b.store.db.Dialect != db.SQLite))
 	if err != nil {
 		return nil, err
 	}
-	b.insertStmts[n] = stmt // only the writer goroutine touches the cache
+	b.insertStmts[n] = stmt
 	return stmt, nil
+}
+
+func (b *batcher) closeStatements() {
+	for n, stmt := range b.insertStmts {
+		stmt.Close()
+		delete(b.insertStmts, n)
+	}
 }
 
 // insertQuery builds the insert of n rows. RETURNING names the key of each
 // inserted row, since neither database promises the order of returned
-// rows; keys not returned were already there. SQLite treats $N as a named
-// parameter and looks each name up in a list, quadratic in the parameter
-// count, so it gets positional ?; elsewhere the project writes $N for both.
+// rows; keys not returned were already there. numbered writes $N
+// parameters, otherwise positional ?.
 func insertQuery(n int, numbered bool) string {
 	var sb strings.Builder
 	sb.WriteString(`INSERT INTO inbound_messages (account, dedup_key, openid, msg_type, event, msg_id, fields, raw_xml, received_at, reply_status, reply_body, handled_at) VALUES `)

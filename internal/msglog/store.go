@@ -16,10 +16,11 @@ type Options struct {
 	// MaxBatch is the most rows committed in one transaction (default 64).
 	MaxBatch int
 	// MaxWait is how long the writer may wait for more rows once it has
-	// one, when the previous batch showed concurrent traffic (default 1ms;
-	// negative: never wait). It stops waiting earlier when arrivals pause
-	// for a quarter of MaxWait. An idle gateway commits at once, so a lone
-	// request never waits for it.
+	// one, when the previous batch showed concurrent traffic (default 3ms;
+	// negative: never wait). It stops waiting as soon as the batch stops
+	// growing (no row for 200µs, or a quarter of MaxWait if less), so only
+	// a steady stream of rows waits the whole MaxWait. An idle gateway
+	// commits at once, so a lone request never waits for it.
 	MaxWait time.Duration
 	// Now stamps handled_at; defaults to time.Now.
 	Now func() time.Time
@@ -40,6 +41,10 @@ type Store struct {
 	batches *batcher
 }
 
+// defaultMaxWait lets a batch grow to a few dozen rows at a few thousand
+// pushes a second; a longer commit interval gains little more.
+const defaultMaxWait = 3 * time.Millisecond
+
 // NewStore starts the store's writer. Close stops it after flushing.
 func NewStore(d *db.DB, opts Options) *Store {
 	if opts.MaxBatch <= 0 {
@@ -48,7 +53,7 @@ func NewStore(d *db.DB, opts Options) *Store {
 	if opts.MaxWait < 0 {
 		opts.MaxWait = 0
 	} else if opts.MaxWait == 0 {
-		opts.MaxWait = time.Millisecond
+		opts.MaxWait = defaultMaxWait
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -28,9 +28,55 @@ func (c *Crypter) SealReply(token string, plain []byte, timestamp int64, nonce s
 
 // SealedReplyXML renders the encrypted-reply envelope around an Encrypt value.
 func SealedReplyXML(token, encrypted string, timestamp int64, nonce string) []byte {
-	sig := Signature(token, strconv.FormatInt(timestamp, 10), nonce, encrypted)
-	out, _ := xml.Marshal(encryptedReplyXML{Encrypt: cdata{encrypted}, MsgSignature: cdata{sig}, TimeStamp: timestamp, Nonce: cdata{nonce}})
-	return out
+	ts := strconv.FormatInt(timestamp, 10)
+	sig := Signature(token, ts, nonce, encrypted)
+	// Every encrypted reply comes here. The nonce is echoed from the
+	// request's query, so only the shape WeChat sends (alphanumeric, next to
+	// base64 from Encrypt) is written directly; anything else goes through
+	// encoding/xml, whose output this matches byte for byte.
+	if !isBase64Text(encrypted) || !isAlphanumeric(nonce) {
+		out, _ := xml.Marshal(encryptedReplyXML{Encrypt: cdata{encrypted}, MsgSignature: cdata{sig}, TimeStamp: timestamp, Nonce: cdata{nonce}})
+		return out
+	}
+	out := make([]byte, 0, len(sealedReplyShape)+len(encrypted)+len(sig)+len(ts)+len(nonce))
+	out = append(out, "<xml>"...)
+	out = appendElement(out, "Encrypt", encrypted)
+	out = appendElement(out, "MsgSignature", sig)
+	out = append(out, "<TimeStamp>"...)
+	out = append(out, ts...)
+	out = append(out, "</TimeStamp>"...)
+	out = appendElement(out, "Nonce", nonce)
+	return append(out, "</xml>"...)
+}
+
+// sealedReplyShape is the envelope's markup, for sizing its buffer.
+const sealedReplyShape = "<xml><Encrypt><![CDATA[]]></Encrypt><MsgSignature><![CDATA[]]></MsgSignature><TimeStamp></TimeStamp><Nonce><![CDATA[]]></Nonce></xml>"
+
+// Byte classes of the envelope's fast path: one table load per byte.
+var alphanumeric, base64Alphabet = func() (alnum, b64 [256]bool) {
+	for c := range 256 {
+		alnum[c] = c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		b64[c] = alnum[c] || c == '+' || c == '/' || c == '='
+	}
+	return alnum, b64
+}()
+
+func isAlphanumeric(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !alphanumeric[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+func isBase64Text(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !base64Alphabet[s[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 // SealedReplyJSON renders the JSON variant of the encrypted-reply envelope
