@@ -62,7 +62,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		return nil, err
 	}
 	workers := river.NewWorkers()
-	jobs, err := newQueue(ctx, database, tokens, logger, workers)
+	jobs, err := newQueue(ctx, database, tokens, logger, workers, cfg.Push.Workers)
 	if err != nil {
 		database.Close()
 		return nil, err
@@ -78,7 +78,8 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	events := webhook.NewPublisher(webhooks, jobs)
 	pusher := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Jobs: jobs,
 		Resolver: &push.FollowerResolver{DB: database, Bindings: binder.Store()},
-		Events:   events, Logger: logger.With("component", "push")})
+		Events:   events, Logger: logger.With("component", "push"),
+		Rate: pushRate(cfg.Push), Burst: cfg.Push.Burst, CallTimeout: cfg.Push.CallTimeout})
 	river.AddWorker(workers, pusher.Worker())
 	mount := map[string]http.Handler{}
 	for pattern, h := range opts.mount {
@@ -116,8 +117,8 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		Syncs:     follower.NewSyncJobs(jobs, follower.NewSyncer(database, time.Now, logger.With("component", "follower"))),
 		Push:      pusher,
 		Audit:     api.NewAuditStore(database),
-		KeyRate:   api.DefaultKeyRate,
-		KeyBurst:  api.DefaultKeyBurst,
+		KeyRate:   cfg.API.RatePerKey,
+		KeyBurst:  cfg.API.BurstPerKey,
 	}))
 	ln := opts.listener
 	if ln == nil {
@@ -188,7 +189,7 @@ const queueStopTimeout = 15 * time.Second
 // newQueue builds the job queue (migrating River's tables) with the
 // workers of every job kind the gateway runs. Workers that need the queue
 // themselves (push) are added to workers after, before Start.
-func newQueue(ctx context.Context, database *db.DB, tokens *token.Registry, logger *slog.Logger, workers *river.Workers) (*queue.Queue, error) {
+func newQueue(ctx context.Context, database *db.DB, tokens *token.Registry, logger *slog.Logger, workers *river.Workers, pushWorkers int) (*queue.Queue, error) {
 	river.AddWorker(workers, follower.NewProfileWorker(follower.NewStore(database, time.Now), tokens, logger.With("component", "follower")))
 	river.AddWorker(workers, follower.NewSyncWorker(follower.NewSyncer(database, time.Now, logger.With("component", "follower")), tokens,
 		logger.With("component", "follower")))
@@ -196,9 +197,18 @@ func newQueue(ctx context.Context, database *db.DB, tokens *token.Registry, logg
 	return queue.New(ctx, database, queue.Options{
 		Logger:      logger.With("component", "queue"),
 		Workers:     workers,
-		Queues:      map[string]int{queue.DefaultQueue: queue.DefaultMaxWorkers, follower.Queue: follower.QueueWorkers, push.Queue: push.QueueWorkers},
+		Queues:      map[string]int{queue.DefaultQueue: queue.DefaultMaxWorkers, follower.Queue: follower.QueueWorkers, push.Queue: pushWorkers},
 		StopTimeout: queueStopTimeout,
 	})
+}
+
+// pushRate maps push.rate_per_account (0 = no limit) onto push.Options.Rate
+// (negative = no limit).
+func pushRate(c config.PushConfig) float64 {
+	if c.RatePerAccount == 0 {
+		return -1
+	}
+	return c.RatePerAccount
 }
 
 // URL is the base URL the gateway answers on.

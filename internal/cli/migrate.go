@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/queue"
 )
 
 func init() {
@@ -31,6 +32,10 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	defer database.Close()
 	if !*status {
 		if err := database.Migrate(ctx); err != nil {
+			return err
+		}
+		// The job queue's own tables (River) are versioned by River.
+		if err := queue.Migrate(ctx, database, discardLogger()); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "database %s is up to date (数据库已是最新)\n", database.URL)

@@ -47,6 +47,8 @@ type Config struct {
 	LogLevel    string         `yaml:"log_level"`
 	LogFormat   string         `yaml:"log_format"`
 	Callback    CallbackConfig `yaml:"callback"`
+	Push        PushConfig     `yaml:"push"`
+	API         APIConfig      `yaml:"api"`
 	Accounts    []Account      `yaml:"accounts"`
 }
 
@@ -60,6 +62,25 @@ type CallbackConfig struct {
 	// ReplyDeadline is when the answer is written at the latest; WeChat
 	// gives up after 5 seconds.
 	ReplyDeadline time.Duration `yaml:"reply_deadline"`
+}
+
+// PushConfig tunes outbound sends.
+type PushConfig struct {
+	// RatePerAccount limits sends per second per account in one process,
+	// so a burst does not trip WeChat's frequency limits; 0 means no limit.
+	RatePerAccount float64 `yaml:"rate_per_account"`
+	Burst          int     `yaml:"burst"`
+	// Workers is how many sends run at once in one process.
+	Workers int `yaml:"workers"`
+	// CallTimeout bounds one call to WeChat's API.
+	CallTimeout time.Duration `yaml:"call_timeout"`
+}
+
+// APIConfig tunes the JSON API.
+type APIConfig struct {
+	// RatePerKey limits requests per second per API key; 0 means no limit.
+	RatePerKey  float64 `yaml:"rate_per_key"`
+	BurstPerKey int     `yaml:"burst_per_key"`
 }
 
 // Account is one WeChat app connected to the gateway.
@@ -151,6 +172,8 @@ func Default() Config {
 			MaxBodyBytes:    256 << 10,
 			ReplyDeadline:   4 * time.Second,
 		},
+		Push: PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second},
+		API:  APIConfig{RatePerKey: 50, BurstPerKey: 100},
 	}
 }
 

@@ -149,6 +149,18 @@ func setTopLevel(cfg *Config, key, value string) error {
 			return fmt.Errorf("%s: %q is not a whole number of bytes", key, value)
 		}
 		cfg.Callback.MaxBodyBytes = n
+	case "WXGATE_PUSH_RATE_PER_ACCOUNT":
+		return parseFloatInto(&cfg.Push.RatePerAccount, key, value)
+	case "WXGATE_PUSH_BURST":
+		return parseIntInto(&cfg.Push.Burst, key, value)
+	case "WXGATE_PUSH_WORKERS":
+		return parseIntInto(&cfg.Push.Workers, key, value)
+	case "WXGATE_PUSH_CALL_TIMEOUT":
+		return parseDurationInto(&cfg.Push.CallTimeout, key, value)
+	case "WXGATE_API_RATE_PER_KEY":
+		return parseFloatInto(&cfg.API.RatePerKey, key, value)
+	case "WXGATE_API_BURST_PER_KEY":
+		return parseIntInto(&cfg.API.BurstPerKey, key, value)
 	default:
 		// Other WXGATE_* variables belong to other parts of the program
 		// (and to tests); only the callback namespace is ours to police.
@@ -156,6 +168,24 @@ func setTopLevel(cfg *Config, key, value string) error {
 			return fmt.Errorf("%s: unknown variable (known: WXGATE_CALLBACK_TIMESTAMP_WINDOW, WXGATE_CALLBACK_MAX_BODY_BYTES, WXGATE_CALLBACK_REPLY_DEADLINE)", key)
 		}
 	}
+	return nil
+}
+
+func parseFloatInto(dst *float64, key, value string) error {
+	f, err := strconv.ParseFloat(value, 64)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not a number", key, value)
+	}
+	*dst = f
+	return nil
+}
+
+func parseIntInto(dst *int, key, value string) error {
+	n, err := strconv.Atoi(value)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not a whole number", key, value)
+	}
+	*dst = n
 	return nil
 }
 

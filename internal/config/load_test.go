@@ -27,6 +27,8 @@ func TestDefault(t *testing.T) {
 			MaxBodyBytes:    262144,
 			ReplyDeadline:   4 * time.Second,
 		},
+		Push: PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second},
+		API:  APIConfig{RatePerKey: 50, BurstPerKey: 100},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("Default() = %+v, want %+v", cfg, want)
@@ -48,6 +50,8 @@ func TestLoadFullFile(t *testing.T) {
 		DatabaseURL: "postgres://wxgate:s3cretPassw0rd@db.internal:5432/wxgate?sslmode=disable",
 		LogLevel:    "debug",
 		LogFormat:   "json",
+		Push:        Default().Push,
+		API:         Default().API,
 		Callback: CallbackConfig{
 			TimestampWindow: 2 * time.Minute,
 			MaxBodyBytes:    65536,
@@ -168,6 +172,12 @@ accounts:
 				"WXGATE_CALLBACK_TIMESTAMP_WINDOW=10m",
 				"WXGATE_CALLBACK_MAX_BODY_BYTES=4096",
 				"WXGATE_CALLBACK_REPLY_DEADLINE=2s",
+				"WXGATE_PUSH_RATE_PER_ACCOUNT=20",
+				"WXGATE_PUSH_BURST=5",
+				"WXGATE_PUSH_WORKERS=8",
+				"WXGATE_PUSH_CALL_TIMEOUT=3s",
+				"WXGATE_API_RATE_PER_KEY=0",
+				"WXGATE_API_BURST_PER_KEY=7",
 				"PATH=/usr/bin",
 				"WXGATE_TEST_POSTGRES_URL=ignored-by-config",
 			},
@@ -176,6 +186,8 @@ accounts:
 					Listen: ":9000", PublicURL: "https://gw.example.com", DatabaseURL: "postgres://u:p@h/db",
 					LogLevel: "warn", LogFormat: "json",
 					Callback: CallbackConfig{TimestampWindow: 10 * time.Minute, MaxBodyBytes: 4096, ReplyDeadline: 2 * time.Second},
+					Push:     PushConfig{RatePerAccount: 20, Burst: 5, Workers: 8, CallTimeout: 3 * time.Second},
+					API:      APIConfig{RatePerKey: 0, BurstPerKey: 7},
 				}
 				if !reflect.DeepEqual(cfg, want) {
 					t.Errorf("got %+v, want %+v", cfg, want)

@@ -75,6 +75,19 @@ func (c Config) Validate() error {
 		add("callback.reply_deadline must be above 0 and below 5s, WeChat's time limit (got %s) — callback.reply_deadline 必须大于 0 且小于 5 秒（微信等待回复的上限）", c.Callback.ReplyDeadline)
 	}
 
+	if c.Push.RatePerAccount < 0 || c.Push.Burst < 0 {
+		add("push.rate_per_account and push.burst must not be negative (0 means no limit) — push.rate_per_account 和 push.burst 不能为负数（0 表示不限速）")
+	}
+	if c.Push.Workers < 1 || c.Push.Workers > 1000 {
+		add("push.workers must be between 1 and 1000 (got %d) — push.workers 必须在 1 到 1000 之间", c.Push.Workers)
+	}
+	if c.Push.CallTimeout < time.Second {
+		add("push.call_timeout must be at least 1s (got %s) — push.call_timeout 至少为 1s", c.Push.CallTimeout)
+	}
+	if c.API.RatePerKey < 0 || c.API.BurstPerKey < 0 {
+		add("api.rate_per_key and api.burst_per_key must not be negative (0 means no limit) — api.rate_per_key 和 api.burst_per_key 不能为负数（0 表示不限速）")
+	}
+
 	seen := make(map[string]bool, len(c.Accounts))
 	for i, a := range c.Accounts {
 		label := fmt.Sprintf("account %q", a.Name)

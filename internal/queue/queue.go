@@ -104,6 +104,20 @@ type Options struct {
 	ID string
 }
 
+// DefaultRescueAfter is how long a job may look "running" before another
+// worker takes it over (its process is presumed dead): short enough that a
+// retried send still falls inside WeChat's 10-minute client_msg_id window.
+const DefaultRescueAfter = 2 * time.Minute
+
+// rescueAfter keeps the rescue delay above the job timeout, as River
+// requires, so a job still running legitimately is never taken over.
+func rescueAfter(jobTimeout time.Duration) time.Duration {
+	if jobTimeout <= 0 {
+		jobTimeout = time.Minute // River's default job timeout
+	}
+	return max(DefaultRescueAfter, jobTimeout+30*time.Second)
+}
+
 // Queue is a River client on wxgate's database.
 type Queue struct {
 	client *Client
@@ -169,6 +183,10 @@ func New(ctx context.Context, d *db.DB, opts Options) (*Queue, error) {
 		JobTimeout:      opts.JobTimeout,
 		RetryPolicy:     opts.RetryPolicy,
 		PollOnly:        d.Dialect == db.Postgres,
+		// A job whose process died mid-run is retried after this. River's
+		// default (1 h) is far beyond WeChat's 10-minute client_msg_id
+		// window, so a send killed mid-call would risk a second delivery.
+		RescueStuckJobsAfter: rescueAfter(opts.JobTimeout),
 	}
 	if opts.Workers != nil {
 		queues := opts.Queues
