@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/auth"
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/wechatsim"
 )
 
@@ -124,10 +125,17 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err == nil {
 		err = seedDemoFollowers(ctx, sim)
 	}
+	if err == nil {
+		err = setUpDemoTemplates(ctx, gw)
+	}
+	var firstFollower string
+	if users, uerr := sim.Users(demoAppID); uerr == nil && len(users) > 0 {
+		firstFollower = users[0].OpenID
+	}
 	if err != nil {
 		logger.Error("demo setup failed", "err", err)
 	} else {
-		printDemoBanner(env, gatewayURL, simURL, *mode, key)
+		printDemoBanner(env, gatewayURL, simURL, *mode, key, firstFollower)
 	}
 	gwErr := gw.Wait()
 	simErr := stopSimulator()
@@ -164,6 +172,26 @@ func seedDemoFollowers(ctx context.Context, sim *wechatsim.Simulator) error {
 	return nil
 }
 
+// setUpDemoTemplates reads the simulated account's templates into the
+// registry and names the visitor alert new_visitor, the field example of
+// the README: a salesperson told that a customer opened the mini program.
+func setUpDemoTemplates(ctx context.Context, gw *gateway) error {
+	if _, err := gw.push.SyncTemplates(ctx, demoAccount); err != nil {
+		return fmt.Errorf("sync the demo templates: %w", err)
+	}
+	_, err := gw.push.PutAlias(ctx, push.Alias{
+		Account: demoAccount, Alias: "new_visitor", TemplateID: demoTemplateVisit,
+		Fields:      map[string]string{"customer": "thing1", "page": "thing2", "time": "time3"},
+		Truncate:    true,
+		MiniProgram: &push.MiniProgram{AppID: demoMPAppID, PagePath: "pages/lead?id=1"},
+		Description: "新客户访问提醒 — a customer opened the salesperson's share",
+	})
+	if err != nil {
+		return fmt.Errorf("create the demo alias: %w", err)
+	}
+	return nil
+}
+
 func createDemoKey(ctx context.Context, gw *gateway) (string, error) {
 	key, _, err := auth.NewStore(gw.db, time.Now).Create(ctx, "demo "+time.Now().Format(time.DateTime), auth.AllScopes)
 	if err != nil {
@@ -172,7 +200,7 @@ func createDemoKey(ctx context.Context, gw *gateway) (string, error) {
 	return key, nil
 }
 
-func printDemoBanner(env Env, gatewayURL, simURL, mode, key string) {
+func printDemoBanner(env Env, gatewayURL, simURL, mode, key, openid string) {
 	w := env.Stdout
 	fmt.Fprintf(w, "\nwxgate demo is running — 演示环境已启动 (Ctrl-C to stop)\n\n")
 	fmt.Fprintf(w, "  simulator page (模拟手机):   %s/sim/\n", simURL)
@@ -185,7 +213,13 @@ func printDemoBanner(env Env, gatewayURL, simURL, mode, key string) {
 	fmt.Fprintf(w, "打开模拟器页面，选择一位粉丝发送消息，即可看到自动回复。\n\n")
 	fmt.Fprintf(w, "Try the API (试试 API):\n")
 	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/accounts\n", key, gatewayURL)
-	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/accounts/%s/token\n\n", key, gatewayURL, demoAccount)
+	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/accounts/%s/token\n", key, gatewayURL, demoAccount)
+	if openid != "" {
+		fmt.Fprintf(w, "\nSend a template message, then watch it arrive on the phone page (发送模板消息):\n")
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' -H 'Idempotency-Key: demo-visit-1' %s/api/v1/messages -d '{\"account\":\"%s\",\"to\":{\"openids\":[\"%s\"]},\"template\":\"new_visitor\",\"data\":{\"customer\":\"张三\",\"page\":\"楼盘A 3室2厅\",\"time\":\"2026-11-24 10:00\"}}'\n",
+			key, gatewayURL, demoAccount, openid)
+	}
+	fmt.Fprintln(w)
 }
 
 func loadDemoSecrets(path string) (demoSecrets, error) {

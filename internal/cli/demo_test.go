@@ -94,6 +94,59 @@ func TestDemoEndToEnd(t *testing.T) {
 			if len(replies) != 2 || !strings.Contains(replies[0], "关注") || !strings.Contains(replies[1], "你好 wxgate") {
 				t.Fatalf("inbox replies = %q, want the welcome then the auto-reply echoing the text", replies)
 			}
+
+			// The printed send line delivers a template card to the first follower.
+			sendLine := regexp.MustCompile(`-H 'Idempotency-Key: (\S+)' (\S+/api/v1/messages) -d '(.+)'\n`).FindStringSubmatch(out.String())
+			if sendLine == nil {
+				t.Fatalf("demo printed no send line:\n%s", out.String())
+			}
+			send := postJSON(sendLine[2], sendLine[3])
+			send.Header.Set("Authorization", "Bearer "+key)
+			send.Header.Set("Idempotency-Key", sendLine[1])
+			var accepted struct {
+				ID         string `json:"id"`
+				Recipients []struct {
+					OpenID string `json:"openid"`
+					Status string `json:"status"`
+				} `json:"recipients"`
+			}
+			doJSON(t, send, &accepted)
+			if accepted.ID == "" || len(accepted.Recipients) != 1 || accepted.Recipients[0].Status != "queued" {
+				t.Fatalf("send answer %+v", accepted)
+			}
+			var status struct {
+				Recipients []struct {
+					Status string `json:"status"`
+					MsgID  int64  `json:"msgid"`
+				} `json:"recipients"`
+			}
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				get, _ := http.NewRequest("GET", gateway+"/api/v1/messages/"+accepted.ID, nil)
+				get.Header.Set("Authorization", "Bearer "+key)
+				doJSON(t, get, &status)
+				if len(status.Recipients) == 1 && status.Recipients[0].Status == "delivered" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("message never delivered: %+v", status)
+				}
+			}
+			var cards []struct {
+				Kind  string `json:"kind"`
+				MsgID int64  `json:"msgid"`
+				Text  string `json:"text"`
+			}
+			cardReq, _ := http.NewRequest("GET", sim+"/sim/api/users/"+accepted.Recipients[0].OpenID+"/inbox?app_id=wxd0e1110000000001", nil)
+			doJSON(t, cardReq, &cards)
+			found := false
+			for _, c := range cards {
+				if c.Kind == "template" && c.MsgID == status.Recipients[0].MsgID && strings.Contains(c.Text, "楼盘A") {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no template card with msgid %d in the inbox: %+v", status.Recipients[0].MsgID, cards)
+			}
 		})
 	}
 }
