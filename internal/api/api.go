@@ -48,6 +48,9 @@ type Options struct {
 	// Push sends messages and keeps the template registry and
 	// subscription grants (*push.Service).
 	Push Pusher
+	// Schedules runs scheduled pushes and keeps follower attributes
+	// (*schedule.Service).
+	Schedules Schedules
 	// Audit records every call (*AuditStore); nil records nothing.
 	Audit AuditLog
 	// KeyRate limits the requests of each API key per second (KeyBurst at
@@ -114,6 +117,20 @@ func New(opts Options) http.Handler {
 	mux.Handle("DELETE /api/v1/templates/aliases/{account}/{alias}", need(auth.ScopeAdmin, h.deleteAlias))
 	mux.Handle("POST /api/v1/subscriptions/grants", need(auth.ScopeSend, h.reportGrants))
 	mux.Handle("GET /api/v1/subscriptions/grants", need(auth.ScopeRead, h.listGrants))
+	mux.Handle("GET /api/v1/schedules", need(auth.ScopeRead, h.withSchedules(h.listSchedules)))
+	mux.Handle("POST /api/v1/schedules", need(auth.ScopeAdmin, h.withSchedules(h.createSchedule)))
+	mux.Handle("GET /api/v1/schedules/{id}", need(auth.ScopeRead, h.withSchedules(h.getSchedule)))
+	mux.Handle("PUT /api/v1/schedules/{id}", need(auth.ScopeAdmin, h.withSchedules(h.updateSchedule)))
+	mux.Handle("DELETE /api/v1/schedules/{id}", need(auth.ScopeAdmin, h.withSchedules(h.deleteSchedule)))
+	mux.Handle("POST /api/v1/schedules/{id}/pause", need(auth.ScopeAdmin, h.withSchedules(h.pauseSchedule)))
+	mux.Handle("POST /api/v1/schedules/{id}/resume", need(auth.ScopeAdmin, h.withSchedules(h.resumeSchedule)))
+	mux.Handle("POST /api/v1/schedules/{id}/run", need(auth.ScopeSend, h.withSchedules(h.runSchedule)))
+	mux.Handle("GET /api/v1/schedules/{id}/next", need(auth.ScopeRead, h.withSchedules(h.nextScheduleTimes)))
+	mux.Handle("GET /api/v1/schedules/{id}/runs", need(auth.ScopeRead, h.withSchedules(h.listScheduleRuns)))
+	mux.Handle("GET /api/v1/schedules/{id}/runs/{run_id}", need(auth.ScopeRead, h.withSchedules(h.getScheduleRun)))
+	mux.Handle("GET /api/v1/followers/{openid}/attributes", need(auth.ScopeRead, h.withSchedules(h.followerAttributes)))
+	mux.Handle("PUT /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
+	mux.Handle("PATCH /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
 	mux.Handle("GET /api/v1/audit", need(auth.ScopeAdmin, h.listAudit))
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errNotFound("no such API route: "+r.Method+" "+r.URL.Path+" — 接口不存在"))

@@ -55,6 +55,9 @@ func (h *handler) toError(err error) *Error {
 	case isPushError(err):
 		e, _ := pushError(err)
 		return e
+	case isScheduleError(err):
+		e, _ := scheduleError(err)
+		return e
 	case errors.As(err, &input):
 		return &Error{Status: http.StatusBadRequest, Code: input.Code, Message: input.Message}
 	case errors.As(err, &hookInput):

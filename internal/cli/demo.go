@@ -17,6 +17,7 @@ import (
 	"github.com/wxgate/wxgate/internal/auth"
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/push"
+	"github.com/wxgate/wxgate/internal/schedule"
 	"github.com/wxgate/wxgate/internal/wechatsim"
 )
 
@@ -116,7 +117,8 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	gw, err := startGateway(ctx, cfg, logger, gatewayOptions{listener: gwLn})
+	gw, err := startGateway(ctx, cfg, logger, gatewayOptions{listener: gwLn,
+		secrets: schedule.MapSecrets{demoWeatherSecret: sim.WeatherKey()}})
 	if err != nil {
 		stopSimulator()
 		return err
@@ -128,6 +130,10 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err == nil {
 		err = setUpDemoTemplates(ctx, gw)
 	}
+	var weatherID int64
+	if err == nil {
+		weatherID, err = setUpDemoSchedule(ctx, gw, sim, simURL)
+	}
 	var firstFollower string
 	if users, uerr := sim.Users(demoAppID); uerr == nil && len(users) > 0 {
 		firstFollower = users[0].OpenID
@@ -135,7 +141,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		logger.Error("demo setup failed", "err", err)
 	} else {
-		printDemoBanner(env, gatewayURL, simURL, *mode, key, firstFollower)
+		printDemoBanner(env, gatewayURL, simURL, *mode, key, firstFollower, weatherID)
 	}
 	gwErr := gw.Wait()
 	simErr := stopSimulator()
@@ -200,7 +206,7 @@ func createDemoKey(ctx context.Context, gw *gateway) (string, error) {
 	return key, nil
 }
 
-func printDemoBanner(env Env, gatewayURL, simURL, mode, key, openid string) {
+func printDemoBanner(env Env, gatewayURL, simURL, mode, key, openid string, weatherID int64) {
 	w := env.Stdout
 	fmt.Fprintf(w, "\nwxgate demo is running — 演示环境已启动 (Ctrl-C to stop)\n\n")
 	fmt.Fprintf(w, "  simulator page (模拟手机):   %s/sim/\n", simURL)
@@ -218,6 +224,11 @@ func printDemoBanner(env Env, gatewayURL, simURL, mode, key, openid string) {
 		fmt.Fprintf(w, "\nSend a template message, then watch it arrive on the phone page (发送模板消息):\n")
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' -H 'Idempotency-Key: demo-visit-1' %s/api/v1/messages -d '{\"account\":\"%s\",\"to\":{\"openids\":[\"%s\"]},\"template\":\"new_visitor\",\"data\":{\"customer\":\"张三\",\"page\":\"楼盘A 3室2厅\",\"time\":\"2026-11-24 10:00\"}}'\n",
 			key, gatewayURL, demoAccount, openid)
+	}
+	if weatherID != 0 {
+		fmt.Fprintf(w, "\nDaily weather report, 07:30 Asia/Shanghai, each follower's city; run it now (每日天气，立即运行):\n")
+		fmt.Fprintf(w, "  curl -s -X POST -H 'Authorization: Bearer %s' %s/api/v1/schedules/%d/run\n", key, gatewayURL, weatherID)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/schedules/%d/runs\n", key, gatewayURL, weatherID)
 	}
 	fmt.Fprintln(w)
 }
@@ -260,3 +271,85 @@ func randomAlnum(n int) string {
 
 // discardLogger is for commands that must not print the libraries' logs.
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// The demo's daily weather report: the README's recipe against the
+// simulator's QWeather-shaped API.
+const (
+	demoWeatherName   = "每日天气"
+	demoWeatherSecret = "QWEATHER_KEY"
+)
+
+// demoCities are given to the demo's followers, in turn, as their city
+// and QWeather LocationID attributes.
+var demoCities = [][2]string{{"北京", "101010100"}, {"上海", "101020100"}, {"广州", "101280101"}}
+
+// demoWeatherInput is the schedule of the recipe, its source on the
+// simulator at simURL (the real service is https://devapi.qweather.com).
+func demoWeatherInput(simURL string, enabled bool) schedule.Input {
+	retries := 2
+	return schedule.Input{
+		Name: demoWeatherName, Account: demoAccount, Cron: "30 7 * * *", TimeZone: "Asia/Shanghai", Enabled: &enabled,
+		Spec: schedule.Spec{
+			Audience: schedule.Audience{Kind: schedule.AudienceAll},
+			Template: "daily_weather",
+			Data: map[string]string{
+				"city":    "{{.City}}",
+				"weather": `{{get .Response "daily.0.textDay"}}`,
+				"temp":    `{{get .Response "daily.0.tempMin"}}~{{get .Response "daily.0.tempMax"}}C`,
+				"date":    `{{date "2006年01月02日"}}`,
+			},
+			Source: &schedule.Source{Type: schedule.SourceHTTP,
+				URL:     simURL + `/v7/weather/3d?location={{or .Attr.location .City | urlquery}}&key={{secret "` + demoWeatherSecret + `"}}`,
+				Expect:  map[string]string{"code": "200"},
+				Timeout: schedule.Duration(5 * time.Second), Retries: &retries},
+		},
+	}
+}
+
+// setUpDemoSchedule names the weather template daily_weather, gives the
+// demo's followers a city each, and creates the 07:30 weather schedule (a
+// restarted demo keeps its own, pointed at the simulator's address).
+func setUpDemoSchedule(ctx context.Context, gw *gateway, sim *wechatsim.Simulator, simURL string) (int64, error) {
+	if _, err := gw.push.PutAlias(ctx, push.Alias{
+		Account: demoAccount, Alias: "daily_weather", TemplateID: demoTemplateDaily, Truncate: true,
+		Fields:      map[string]string{"city": "thing1", "weather": "phrase2", "temp": "character_string3", "date": "date4"},
+		Description: "每日天气 — the daily weather report of the schedules recipe",
+	}); err != nil {
+		return 0, fmt.Errorf("create the weather alias: %w", err)
+	}
+	users, err := sim.Users(demoAppID)
+	if err != nil {
+		return 0, err
+	}
+	for i, u := range users {
+		attrs, err := gw.schedules.Attributes(ctx, demoAccount, u.OpenID)
+		if err != nil {
+			return 0, err
+		}
+		if attrs["city"] != "" {
+			continue
+		}
+		c := demoCities[i%len(demoCities)]
+		if _, err := gw.schedules.SetAttributes(ctx, demoAccount, u.OpenID,
+			map[string]*string{"city": &c[0], "location": &c[1]}, true); err != nil {
+			return 0, fmt.Errorf("set the city of a demo follower: %w", err)
+		}
+	}
+	list, err := gw.schedules.List(ctx, demoAccount)
+	if err != nil {
+		return 0, err
+	}
+	for _, sc := range list {
+		if sc.Name == demoWeatherName {
+			if _, err := gw.schedules.Update(ctx, sc.ID, demoWeatherInput(simURL, sc.Enabled)); err != nil {
+				return 0, fmt.Errorf("update the demo weather schedule: %w", err)
+			}
+			return sc.ID, nil
+		}
+	}
+	sc, err := gw.schedules.Create(ctx, demoWeatherInput(simURL, true))
+	if err != nil {
+		return 0, fmt.Errorf("create the demo weather schedule: %w", err)
+	}
+	return sc.ID, nil
+}
