@@ -16,6 +16,10 @@
 #   BENCH_N       distinct messages per server, shared by the levels (default 30000)
 #   BENCH_C       concurrency levels (default 1,16,64)
 #   BENCH_WARMUP  untimed, verified messages per level (default 500)
+#   BENCH_ROUNDS  rounds of both servers, back to back (default 1); with more
+#                 than one, the target is checked on the medians and the spread
+#                 is printed — the way to measure on a machine shared with
+#                 other work
 #   BENCH_OUT     directory for the JSON reports (default bench/results)
 #   BENCH_TIMEOUT bound in seconds on each load run (default 600)
 # Exit status: 0 when every reply verified (whether or not the target is met),
@@ -26,6 +30,7 @@ cd "$(dirname "$0")/.."
 N=${BENCH_N:-30000}
 C=${BENCH_C:-1,16,64}
 WARMUP=${BENCH_WARMUP:-500}
+ROUNDS=${BENCH_ROUNDS:-1}
 OUT=${BENCH_OUT:-bench/results}
 LOAD_TIMEOUT=${BENCH_TIMEOUT:-600}
 
@@ -86,12 +91,16 @@ app_id="wx$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 original_id=gh_bench0000001
 mkdir -p "$OUT"
 
-load() { # load LABEL URL — against the server $pid
+case $ROUNDS in
+'' | *[!0-9]* | 0) die "BENCH_ROUNDS must be a positive integer, not '$ROUNDS'" ;;
+esac
+
+load() { # load LABEL URL JSON — against the server $pid
 	say "load on $1: $N messages over concurrency $C (warmup $WARMUP per level)"
 	local status=0
 	timeout "$LOAD_TIMEOUT" "$tmp/callbackload" --url "$2" --token "$token" --aes-key "$aes_key" \
 		--app-id "$app_id" --original-id "$original_id" -n "$N" -c "$C" --warmup "$WARMUP" \
-		--label "$1" --server-pid "$pid" --json "$OUT/callback-$1.json" >"$tmp/$1.table" || status=$?
+		--label "$1" --server-pid "$pid" --json "$3" >"$tmp/$1.table" || status=$?
 	cat "$tmp/$1.table"
 	case $status in
 	0) ;;
@@ -101,19 +110,32 @@ load() { # load LABEL URL — against the server $pid
 	esac
 }
 
-# ---- the ceiling --------------------------------------------------------------
-"$tmp/ceiling" --listen 127.0.0.1:0 --token "$token" --aes-key "$aes_key" --app-id "$app_id" \
-	>"$tmp/ceiling.log" 2>&1 &
-pid=$!
-url=$(wait_listening "$tmp/ceiling.log" "ceiling listening on") || die "the ceiling did not start: $(cat "$tmp/ceiling.log")"
-load ceiling "$url/wx/bench"
-stop_server "$tmp/ceiling.log"
+reports=()
+for round in $(seq "$ROUNDS"); do
+	suffix=
+	if [ "$ROUNDS" -gt 1 ]; then
+		suffix=-$round
+		say "round $round of $ROUNDS"
+	fi
 
-# ---- wxgate serve --------------------------------------------------------------
-mkdir -p "$tmp/data"
-cat >"$tmp/wxgate.yaml" <<EOF
+	# ---- the ceiling ------------------------------------------------------------
+	# Each server of each round logs to a file of its own: the shell opens a
+	# background command's redirection asynchronously, so a reused file could
+	# still show the previous server's address.
+	log=$tmp/ceiling$suffix.log
+	"$tmp/ceiling" --listen 127.0.0.1:0 --token "$token" --aes-key "$aes_key" --app-id "$app_id" \
+		>"$log" 2>&1 &
+	pid=$!
+	url=$(wait_listening "$log" "ceiling listening on") || die "the ceiling did not start: $(cat "$log")"
+	load ceiling "$url/wx/bench" "$OUT/callback-ceiling$suffix.json"
+	stop_server "$log"
+
+	# ---- wxgate serve, on a fresh database --------------------------------------
+	data=$tmp/data$suffix
+	mkdir -p "$data"
+	cat >"$tmp/wxgate.yaml" <<EOF
 listen: 127.0.0.1:0
-database_url: sqlite://$tmp/data/wxgate.db
+database_url: sqlite://$data/wxgate.db
 log_level: warn
 accounts:
   - name: bench
@@ -123,25 +145,28 @@ accounts:
     message_mode: safe
     original_id: $original_id
 EOF
-"$tmp/wxgate" serve --config "$tmp/wxgate.yaml" >"$tmp/wxgate.log" 2>&1 &
-pid=$!
-url=$(wait_listening "$tmp/wxgate.log" "wxgate is listening on") || die "wxgate did not start: $(cat "$tmp/wxgate.log")"
-load wxgate "$url/wx/bench"
-if command -v curl >/dev/null 2>&1; then
-	say "wxgate's callback counters"
-	curl -fsS "$url/metrics" | grep -E '^wxgate_callback_(requests|duplicates)_total' >&2 || true
-fi
-stop_server "$tmp/wxgate.log"
-if command -v sqlite3 >/dev/null 2>&1; then
-	say "rows in wxgate's message log: $(sqlite3 "$tmp/data/wxgate.db" 'SELECT count(*) FROM inbound_messages')"
-fi
-if grep -q 'level=ERROR' "$tmp/wxgate.log"; then
-	echo "callback.sh: wxgate logged errors:" >&2
-	grep 'level=ERROR' "$tmp/wxgate.log" | head -n 5 >&2
-fi
+	log=$tmp/wxgate$suffix.log
+	"$tmp/wxgate" serve --config "$tmp/wxgate.yaml" >"$log" 2>&1 &
+	pid=$!
+	url=$(wait_listening "$log" "wxgate is listening on") || die "wxgate did not start: $(cat "$log")"
+	load wxgate "$url/wx/bench" "$OUT/callback-wxgate$suffix.json"
+	if command -v curl >/dev/null 2>&1; then
+		say "wxgate's callback counters"
+		curl -fsS "$url/metrics" | grep -E '^wxgate_callback_(requests|duplicates)_total' >&2 || true
+	fi
+	stop_server "$log"
+	if command -v sqlite3 >/dev/null 2>&1; then
+		say "rows in wxgate's message log: $(sqlite3 "$data/wxgate.db" 'SELECT count(*) FROM inbound_messages')"
+	fi
+	if grep -q 'level=ERROR' "$log"; then
+		echo "callback.sh: wxgate logged errors:" >&2
+		grep 'level=ERROR' "$log" | head -n 5 >&2
+	fi
+	rm -rf "$data"
+	reports+=("$OUT/callback-ceiling$suffix.json" "$OUT/callback-wxgate$suffix.json")
+done
 
 # ---- comparison -----------------------------------------------------------------
 echo
-"$tmp/callbackload" compare --concurrency 64 --min-ratio 0.6 --max-p99 20ms \
-	"$OUT/callback-ceiling.json" "$OUT/callback-wxgate.json"
-say "JSON reports in $OUT/callback-ceiling.json and $OUT/callback-wxgate.json"
+"$tmp/callbackload" compare --concurrency 64 --min-ratio 0.6 --max-p99 20ms "${reports[@]}"
+say "JSON reports in $OUT: ${reports[*]##*/}"

@@ -7,6 +7,7 @@
 //	callbackload --url http://127.0.0.1:8080/wx/main --token T --aes-key K \
 //	    --app-id wx… --original-id gh_… -n 30000 -c 1,16,64 --json out.json
 //	callbackload compare [--concurrency 64 --min-ratio 0.6 --max-p99 20ms] ceiling.json wxgate.json
+//	callbackload compare ceiling-1.json wxgate-1.json ceiling-2.json wxgate-2.json …   # rounds: medians and spread
 //
 // All pushes of a level are signed and encrypted before its timed part
 // starts, each with a new MsgId and the current timestamp; answers are
@@ -55,7 +56,7 @@ func run(args []string) int {
 		pid      = fs.Int("server-pid", 0, "the server's process id, to report its CPU time per request (Linux)")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: callbackload --url URL --token T --aes-key K --app-id ID [flags]\n       callbackload compare [flags] BASE.json CANDIDATE.json\n\n")
+		fmt.Fprintf(fs.Output(), "usage: callbackload --url URL --token T --aes-key K --app-id ID [flags]\n       callbackload compare [flags] BASE.json CANDIDATE.json [BASE2.json CANDIDATE2.json …]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -133,24 +134,35 @@ func compare(args []string) int {
 	maxP99 := fs.Duration("max-p99", 20*time.Millisecond, "target: candidate p99 below this")
 	strict := fs.Bool("strict", false, "exit 3 when the target is not met")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: callbackload compare [flags] BASE.json CANDIDATE.json\n\n")
+		fmt.Fprintf(fs.Output(), "usage: callbackload compare [flags] BASE.json CANDIDATE.json [BASE2.json CANDIDATE2.json …]\n\n"+
+			"With several pairs (rounds), each is one run of both servers; the target is checked\non the medians over the rounds.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() != 2 {
-		return usage(fs, errors.New("compare takes two JSON reports"))
+	if fs.NArg() < 2 || fs.NArg()%2 != 0 {
+		return usage(fs, errors.New("compare takes pairs of JSON reports: baseline, then candidate"))
 	}
-	base, err := loadgen.ReadReport(fs.Arg(0))
-	if err != nil {
-		return usage(fs, err)
+	var rounds []loadgen.Round
+	for i := 0; i < fs.NArg(); i += 2 {
+		base, err := loadgen.ReadReport(fs.Arg(i))
+		if err != nil {
+			return usage(fs, err)
+		}
+		cand, err := loadgen.ReadReport(fs.Arg(i + 1))
+		if err != nil {
+			return usage(fs, err)
+		}
+		rounds = append(rounds, loadgen.Round{Base: base, Cand: cand})
 	}
-	cand, err := loadgen.ReadReport(fs.Arg(1))
-	if err != nil {
-		return usage(fs, err)
+	target := loadgen.Target{Concurrency: *conc, MinRatio: *minRatio, MaxP99: *maxP99}
+	var ok bool
+	if len(rounds) == 1 {
+		ok = loadgen.Compare(os.Stdout, rounds[0].Base, rounds[0].Cand, target)
+	} else {
+		ok = loadgen.CompareRounds(os.Stdout, rounds, target)
 	}
-	ok := loadgen.Compare(os.Stdout, base, cand, loadgen.Target{Concurrency: *conc, MinRatio: *minRatio, MaxP99: *maxP99})
 	if !ok && *strict {
 		return 3
 	}

@@ -1,8 +1,9 @@
 // Command callbackprof runs the gateway as `wxgate serve` runs it — the
-// server package with one safe-mode account on SQLite, log level warn — with
-// Go's profilers attached, for the callback benchmark's "where does the time
-// go" question. Drive it with callbackload; on SIGINT or SIGTERM it stops
-// gracefully and writes the profiles.
+// server package with one safe-mode account on SQLite, log level warn, the
+// same garbage collector target — with Go's profilers attached, for the
+// callback benchmark's "where does the time go" question. Drive it with
+// callbackload; on SIGINT or SIGTERM it stops gracefully and writes the
+// profiles.
 //
 //	callbackprof --listen 127.0.0.1:0 --token T --aes-key K --app-id wx… \
 //	    --data DIR --cpuprofile cpu.pprof [--mutexprofile mutex.pprof --blockprofile block.pprof]
@@ -23,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -81,6 +83,11 @@ func main() {
 		log.Fatal(err)
 	}
 
+	// The garbage collector's target of `wxgate serve` (400 unless GOGC is
+	// set), so the profile shows the collector's share as it runs there.
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(400)
+	}
 	if *mutexProfile != "" {
 		runtime.SetMutexProfileFraction(5)
 	}

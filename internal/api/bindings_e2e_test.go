@@ -70,7 +70,7 @@ type e2e struct {
 	tokens   *token.Registry
 	hookURL  string
 	hooks    chan hooked
-	hookFail atomic.Int32 // answer 500 to this many deliveries first
+	hookFail atomic.Int32  // answer 500 to this many deliveries first
 	logs     *lockedBuffer // everything logged, at debug level
 }
 

@@ -24,7 +24,7 @@ func init() {
 	register(command{name: "followers", summary: "sync | status | list | show followers (粉丝同步与查询)", run: runFollowers})
 }
 
-const followersUsage = `sync --account NAME [--concurrency 4] [--restart]
+const followersUsage = `sync --account NAME [--concurrency 4] [--restart] [--take-over]
        wxgate followers status --account NAME
        wxgate followers list [--account NAME] [--subscribed true|false] [--bound true|false] [--tag ID] [--text T] [--limit 50] [--cursor C] [--json]
        wxgate followers show OPENID [--account NAME] [--json]`
@@ -40,6 +40,7 @@ func runFollowers(ctx context.Context, env Env, args []string) error {
 	account := fs.String("account", "", "account name (账号名称)")
 	concurrency := fs.Int("concurrency", follower.DefaultSyncConcurrency, "sync: user/info/batchget calls in flight (并发数)")
 	restart := fs.Bool("restart", false, "sync: start over instead of resuming an unfinished sync (重新开始)")
+	takeOver := fs.Bool("take-over", false, "sync: take over a sync another machine holds (it crashed; its lease has not expired)")
 	subscribed := fs.String("subscribed", "", "list: true or false")
 	bound := fs.String("bound", "", "list: true or false (是否已绑定)")
 	tag := fs.Int64("tag", 0, "list: WeChat tag id (标签 ID)")
@@ -75,7 +76,7 @@ func runFollowers(ctx context.Context, env Env, args []string) error {
 		if *account == "" {
 			return usageErrorf("--account is required (请用 --account 指定账号)")
 		}
-		return followersSync(ctx, env, cfg, database, *account, *concurrency, *restart)
+		return followersSync(ctx, env, cfg, database, *account, follower.SyncOptions{Concurrency: *concurrency, Restart: *restart, TakeOver: *takeOver})
 	case "status":
 		if *account == "" {
 			return usageErrorf("--account is required (请用 --account 指定账号)")
@@ -178,7 +179,7 @@ func runFollowers(ctx context.Context, env Env, args []string) error {
 
 // followersSync runs a full sync with progress on stderr: a bar with rate
 // and ETA on a terminal, a line every few seconds otherwise.
-func followersSync(ctx context.Context, env Env, cfg config.Config, database *db.DB, account string, concurrency int, restart bool) error {
+func followersSync(ctx context.Context, env Env, cfg config.Config, database *db.DB, account string, opts follower.SyncOptions) error {
 	a, _ := cfg.Account(account)
 	if a.AppSecret == "" {
 		return fmt.Errorf("account %q has no app_secret, so its followers cannot be fetched (账号 %q 未配置 AppSecret)", account, account)
@@ -192,8 +193,8 @@ func followersSync(ctx context.Context, env Env, cfg config.Config, database *db
 		return fmt.Errorf("account %q has no API client", account)
 	}
 	progress := newSyncProgress(env.Stderr)
-	st, err := follower.NewSyncer(database, time.Now, discardLogger()).Run(ctx, account, client,
-		follower.SyncOptions{Concurrency: concurrency, Restart: restart, Progress: progress.update})
+	opts.Progress = progress.update
+	st, err := follower.NewSyncer(database, time.Now, discardLogger()).Run(ctx, account, client, opts)
 	progress.done()
 	if err != nil {
 		if st.Run > 0 {
@@ -284,7 +285,11 @@ func (p *syncProgress) update(st follower.SyncStatus) {
 	if st.Total > 0 {
 		pct = 100 * float64(st.Profiled) / float64(st.Total)
 	}
-	fmt.Fprintf(p.w, "sync %s: %d/%d followers (%.1f%%), page %d, %.0f/s, ETA %s\n", st.Account, st.Profiled, st.Total, pct, st.Pages+1, rate, eta)
+	page := st.Pages + 1
+	if st.Status == follower.SyncCompleted {
+		page = st.Pages
+	}
+	fmt.Fprintf(p.w, "sync %s: %d/%d followers (%.1f%%), page %d, %.0f/s, ETA %s\n", st.Account, st.Profiled, st.Total, pct, page, rate, eta)
 }
 
 func (p *syncProgress) done() {

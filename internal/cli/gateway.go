@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"github.com/wxgate/wxgate/internal/follower"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/queue"
+	"github.com/wxgate/wxgate/internal/schedule"
 	"github.com/wxgate/wxgate/internal/server"
 	"github.com/wxgate/wxgate/internal/token"
 	"github.com/wxgate/wxgate/internal/webhook"
@@ -33,16 +35,20 @@ type gatewayOptions struct {
 	// mount adds handlers under extra path patterns (the demo mounts nothing
 	// extra today; kept for the API and admin UI).
 	mount map[string]http.Handler
+	// secrets are looked up by schedules' data sources before the
+	// WXGATE_SECRET_* environment (the demo's weather key).
+	secrets schedule.Secrets
 }
 
 // gateway is a running wxgate: database, HTTP server, background work.
 type gateway struct {
-	db       *db.DB
-	tokens   *token.Registry
-	jobs     *queue.Queue
-	push     *push.Service
-	listener net.Listener
-	done     chan error
+	db        *db.DB
+	tokens    *token.Registry
+	jobs      *queue.Queue
+	push      *push.Service
+	schedules *schedule.Service
+	listener  net.Listener
+	done      chan error
 }
 
 // startGateway opens and migrates the database, then serves HTTP until ctx is
@@ -81,6 +87,10 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		Events:   events, Logger: logger.With("component", "push"),
 		Rate: pushRate(cfg.Push), Burst: cfg.Push.Burst, CallTimeout: cfg.Push.CallTimeout})
 	river.AddWorker(workers, pusher.Worker())
+	scheduler := schedule.New(schedule.Options{DB: database, Accounts: cfg.Accounts, Push: pusher, Jobs: jobs, Bindings: binder.Store(),
+		Secrets: schedule.ChainSecrets(opts.secrets, schedule.EnvSecrets(os.Environ())), Logger: logger.With("component", "schedule")})
+	scheduler.Register(workers)
+	jobs.Client().PeriodicJobs().Add(scheduler.PeriodicJob())
 	mount := map[string]http.Handler{}
 	for pattern, h := range opts.mount {
 		mount[pattern] = h
@@ -116,6 +126,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		Webhooks:  webhooks,
 		Syncs:     follower.NewSyncJobs(jobs, follower.NewSyncer(database, time.Now, logger.With("component", "follower"))),
 		Push:      pusher,
+		Schedules: scheduler,
 		Audit:     api.NewAuditStore(database),
 		KeyRate:   cfg.API.RatePerKey,
 		KeyBurst:  cfg.API.BurstPerKey,
@@ -137,7 +148,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		closeAll()
 		return nil, err
 	}
-	g := &gateway{db: database, listener: ln, done: make(chan error, 1), tokens: tokens, jobs: jobs, push: pusher}
+	g := &gateway{db: database, listener: ln, done: make(chan error, 1), tokens: tokens, jobs: jobs, push: pusher, schedules: scheduler}
 	refreshDone := make(chan struct{})
 	go func() {
 		defer close(refreshDone)

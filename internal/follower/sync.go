@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -51,6 +53,10 @@ type SyncOptions struct {
 	// Restart begins a new sync even when the last one did not finish;
 	// by default an unfinished sync is resumed.
 	Restart bool
+	// TakeOver takes the sync over from the process that holds it (after
+	// a crash on another machine, before its lease expires). A holder that
+	// died on this machine is taken over without it.
+	TakeOver bool
 	// Progress, when set, is called at the start, after every saved batch
 	// and every completed page, one call at a time.
 	Progress func(SyncStatus)
@@ -129,6 +135,41 @@ func syncHolderID() string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
+// holderDied reports whether a lease holder (syncHolderID) is a process of
+// this machine that no longer runs: a sync killed or crashed here is
+// resumed at once rather than after its lease expires.
+func holderDied(holder string) bool {
+	if runtime.GOOS == "windows" {
+		return false
+	}
+	rest, _, ok := cutLast(holder, "-")
+	if !ok {
+		return false
+	}
+	host, pidText, ok := cutLast(rest, "-")
+	if !ok {
+		return false
+	}
+	me, _ := os.Hostname()
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || host != me || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return true
+	}
+	return errors.Is(proc.Signal(syscall.Signal(0)), os.ErrProcessDone)
+}
+
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
 // Status returns the account's last or current sync; ErrNotFound when it
 // was never synced.
 func (s *Syncer) Status(ctx context.Context, account string) (SyncStatus, error) {
@@ -172,7 +213,7 @@ func (s *Syncer) Run(ctx context.Context, account string, client SyncClient, opt
 		opts.Concurrency = DefaultSyncConcurrency
 	}
 	opts.Concurrency = min(opts.Concurrency, MaxSyncConcurrency)
-	st, err := s.begin(ctx, account, opts.Restart)
+	st, err := s.begin(ctx, account, opts.Restart, opts.TakeOver)
 	if err != nil {
 		return SyncStatus{}, err
 	}
@@ -193,7 +234,7 @@ func (s *Syncer) Run(ctx context.Context, account string, client SyncClient, opt
 
 // begin takes the account's sync lease and starts a new run or resumes
 // the unfinished one.
-func (s *Syncer) begin(ctx context.Context, account string, restart bool) (SyncStatus, error) {
+func (s *Syncer) begin(ctx context.Context, account string, restart, takeOver bool) (SyncStatus, error) {
 	now := db.Timestamp(s.now())
 	until := db.Timestamp(now.Add(syncLeaseTTL))
 	// Run 0 "completed" is the row of an account never synced.
@@ -214,7 +255,18 @@ WHERE account = $1 AND (lease_holder = '' OR lease_holder = $2 OR lease_until IS
 		var lu sql.NullTime
 		_ = s.db.QueryRowContext(ctx, `SELECT lease_holder, lease_until FROM follower_syncs WHERE account = $1`, account).Scan(&e.Holder, &lu)
 		e.Until = lu.Time.UTC()
-		return SyncStatus{}, e
+		if !takeOver && !holderDied(e.Holder) {
+			return SyncStatus{}, e
+		}
+		res, err = s.db.ExecContext(ctx, `UPDATE follower_syncs SET lease_holder = $2, lease_until = $3 WHERE account = $1 AND lease_holder = $4`,
+			account, s.holder, until, e.Holder)
+		if err != nil {
+			return SyncStatus{}, fmt.Errorf("follower: taking the sync lease over: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return SyncStatus{}, e // someone else was quicker
+		}
+		s.log.Warn("follower sync taken over", "account", account, "from", e.Holder)
 	}
 	st, err := s.load(ctx, s.db, account)
 	if err != nil {
@@ -285,7 +337,12 @@ func (r *syncRun) pages(ctx context.Context) error {
 		if err := r.pageDone(ctx, page); err != nil {
 			return err
 		}
-		if page.NextOpenID == "" {
+		// The last page has no next_openid, or is full and ends the list
+		// user/get counted: asking again would only answer count 0.
+		r.mu.Lock()
+		listed := r.st.Listed
+		r.mu.Unlock()
+		if page.NextOpenID == "" || (page.Total > 0 && listed >= page.Total) {
 			return nil
 		}
 		cursor = page.NextOpenID
@@ -373,8 +430,26 @@ func (r *syncRun) notYetSaved(ctx context.Context, openids []string) ([]string, 
 	return out, nil
 }
 
-// profiles fetches and saves the profiles of openids, batches in parallel.
+// maxRowsPerTx bounds the profiles the writer saves in one transaction.
+const maxRowsPerTx = 1000
+
+// fetched is one batchget answer waiting to be saved.
+type fetched struct {
+	infos []wechat.UserInfo
+	calls int
+}
+
+// profiles fetches the profiles of openids, batches in parallel, and
+// saves them through one writer that commits whatever batches are ready
+// together: fewer, larger transactions write each index page once for
+// several batches.
 func (r *syncRun) profiles(ctx context.Context, openids []string) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ready := make(chan fetched, r.opts.Concurrency)
+	written := make(chan error, 1)
+	go func() { written <- r.writer(ctx, ready, cancel) }()
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Concurrency)
 	for start := 0; start < len(openids); start += wechat.MaxBatchUserInfo {
@@ -382,47 +457,94 @@ func (r *syncRun) profiles(ctx context.Context, openids []string) error {
 		if gctx.Err() != nil {
 			break
 		}
-		g.Go(func() error { return r.batch(gctx, batch) })
+		g.Go(func() error {
+			f, err := r.fetch(gctx, batch)
+			if err != nil {
+				return err
+			}
+			// The profiles are paid for: they are saved even when the run
+			// is being stopped, so the rerun does not ask for them again.
+			ready <- f
+			return nil
+		})
 	}
-	if err := g.Wait(); err != nil {
+	fetchErr := g.Wait()
+	close(ready)
+	if err := <-written; err != nil {
 		return err
 	}
+	if fetchErr != nil {
+		return fetchErr
+	}
 	// A cancel between batches ends the loop without an error from them.
-	return ctx.Err()
+	return context.Cause(ctx)
 }
 
-func (r *syncRun) batch(ctx context.Context, openids []string) error {
+// fetch calls batchget for one batch.
+func (r *syncRun) fetch(ctx context.Context, openids []string) (fetched, error) {
 	req := make([]wechat.UserInfoRequest, len(openids))
 	for i, id := range openids {
 		req[i] = wechat.UserInfoRequest{OpenID: id, Lang: "zh_CN"}
 	}
-	var (
-		infos []wechat.UserInfo
-		calls int
-	)
+	var f fetched
 	err := retrySync(ctx, func() error {
 		var err error
-		calls++
-		infos, err = r.client.BatchUserInfo(ctx, req)
+		f.calls++
+		f.infos, err = r.client.BatchUserInfo(ctx, req)
 		return err
 	})
 	if err != nil {
-		r.countCalls(ctx, "batch_calls", calls)
-		return fmt.Errorf("follower: user/info/batchget: %w", err)
+		r.countCalls(ctx, "batch_calls", f.calls)
+		return fetched{}, fmt.Errorf("follower: user/info/batchget: %w", err)
 	}
-	// The profiles are paid for: save them even when the run is being
-	// stopped, so the rerun does not ask for them again.
-	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := r.save(saveCtx, infos, calls); err != nil {
-		return err
+	return f, nil
+}
+
+// writer saves what the fetches deliver until ready is closed. After a
+// failure it stops the fetches (cancel) and drains the rest unsaved.
+func (r *syncRun) writer(ctx context.Context, ready <-chan fetched, cancel context.CancelCauseFunc) error {
+	var failed error
+	for f := range ready {
+		if failed != nil {
+			continue
+		}
+		group, rows := []fetched{f}, len(f.infos)
+	gather:
+		for rows < maxRowsPerTx {
+			select {
+			case more, ok := <-ready:
+				if !ok {
+					break gather
+				}
+				group = append(group, more)
+				rows += len(more.infos)
+			default:
+				break gather
+			}
+		}
+		var (
+			infos []wechat.UserInfo
+			calls int
+		)
+		for _, g := range group {
+			infos = append(infos, g.infos...)
+			calls += g.calls
+		}
+		saveCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := r.save(saveCtx, infos, calls)
+		done()
+		if err != nil {
+			failed = err
+			cancel(err)
+			continue
+		}
+		r.mu.Lock()
+		r.st.Profiled += int64(len(infos))
+		r.st.BatchCalls += int64(calls)
+		r.report()
+		r.mu.Unlock()
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.st.Profiled += int64(len(infos))
-	r.st.BatchCalls += int64(calls)
-	r.report()
-	return nil
+	return failed
 }
 
 // retrySync retries a call that failed with a retryable WeChat error

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"reflect"
 	"testing"
 	"time"
@@ -133,8 +135,9 @@ func TestSyncCountsAndResume(t *testing.T) {
 		}
 		clean := snapshot(t, d)
 
-		// The same sync on a second database, cancelled after 120 batches
-		// (in the middle of the second page), then run again.
+		// The same sync on a second database, cancelled once 12 000
+		// profiles are saved (in the middle of the second page), then run
+		// again.
 		d2 := dbtest.SQLite(t)
 		if d.Dialect == db.Postgres {
 			d2 = dbtest.Postgres(t)
@@ -143,14 +146,9 @@ func TestSyncCountsAndResume(t *testing.T) {
 		syncer2 := follower.NewSyncer(d2, nil, nil)
 		stopCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		var batches int
-		var last int64
 		_, err = syncer2.Run(stopCtx, "main", client2, follower.SyncOptions{Concurrency: 4, Progress: func(s follower.SyncStatus) {
-			if s.Profiled != last {
-				last = s.Profiled
-				if batches++; batches == 120 {
-					cancel()
-				}
+			if s.Profiled >= 12000 {
+				cancel()
 			}
 		}})
 		if !errors.Is(err, context.Canceled) {
@@ -257,5 +255,58 @@ func TestSyncLease(t *testing.T) {
 	// Released at the end: the second can run now.
 	if _, err := second.Run(ctx, "main", client, follower.SyncOptions{}); err != nil {
 		t.Error(err)
+	}
+}
+
+// A list that ends with a full page is complete once user/get's total is
+// reached: no call for the empty page after it.
+func TestSyncStopsAtTheTotal(t *testing.T) {
+	t.Parallel()
+	sim, simURL := simWith(t, 10000)
+	d := dbtest.SQLite(t)
+	st, err := follower.NewSyncer(d, nil, nil).Run(t.Context(), "main", clientFor(t, d, simURL), follower.SyncOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.CallCount(simOA, pathUserGet); n != 1 || st.Pages != 1 || st.Listed != 10000 || sim.CallCount(simOA, pathBatch) != 100 {
+		t.Errorf("%d user/get calls, status %+v", n, st)
+	}
+}
+
+// A sync killed on this machine is resumed at once, without waiting for
+// its lease; one held on another machine only with TakeOver.
+func TestSyncTakeOver(t *testing.T) {
+	t.Parallel()
+	_, simURL := simWith(t, 120)
+	d := dbtest.SQLite(t)
+	ctx := t.Context()
+	client := clientFor(t, d, simURL)
+	syncer := follower.NewSyncer(d, nil, nil)
+	if _, err := syncer.Run(ctx, "main", client, follower.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("no true command:", err)
+	}
+	host, _ := os.Hostname()
+	hold := func(holder string) {
+		t.Helper()
+		if _, err := d.ExecContext(ctx, `UPDATE follower_syncs SET status = 'running', lease_holder = $1, lease_until = $2`,
+			holder, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold(fmt.Sprintf("%s-%d-0badc0de", host, dead.ProcessState.Pid()))
+	if st, err := syncer.Run(ctx, "main", client, follower.SyncOptions{}); err != nil || !st.Resumed {
+		t.Errorf("after a dead local holder: %+v, %v", st, err)
+	}
+	hold("elsewhere.example-4242-0badc0de")
+	var running *follower.SyncRunningError
+	if _, err := syncer.Run(ctx, "main", client, follower.SyncOptions{}); !errors.As(err, &running) || running.Holder != "elsewhere.example-4242-0badc0de" {
+		t.Errorf("held elsewhere: %v", err)
+	}
+	if _, err := syncer.Run(ctx, "main", client, follower.SyncOptions{TakeOver: true}); err != nil {
+		t.Errorf("take over: %v", err)
 	}
 }

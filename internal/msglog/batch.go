@@ -34,10 +34,11 @@ type batcher struct {
 // Pending is a push handed to the writer. Done is closed once it is
 // written (or failed); Result then tells which.
 type Pending struct {
-	entry Entry
-	done  chan struct{}
-	res   Result
-	err   error
+	entry  Entry
+	queued time.Time // when it was handed to the writer
+	done   chan struct{}
+	res    Result
+	err    error
 }
 
 // Done is closed when the result is known.
@@ -77,7 +78,7 @@ func newBatcher(s *Store) *batcher {
 // caller waits for the answer rather than guess whether it landed; the
 // writer's own transaction timeout bounds the wait.
 func (b *batcher) submit(ctx context.Context, e Entry) *Pending {
-	p := &Pending{entry: e, done: make(chan struct{})}
+	p := &Pending{entry: e, queued: time.Now(), done: make(chan struct{})}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
@@ -121,6 +122,7 @@ func (b *batcher) run() {
 		busy     bool      // the previous batch had several rows
 		idleFrom time.Time // when the previous commit ended
 		cooldown int       // batches before a quick single row may linger again
+		backoff  = minLoneCooldown
 	)
 	for {
 		first, ok := <-b.reqs
@@ -142,21 +144,21 @@ func (b *batcher) run() {
 		if open && maxWait > 0 && len(batch) < maxBatch {
 			switch {
 			case busy || len(batch) > 1:
-				open = b.linger(&batch, maxBatch, maxWait, gap, timer)
+				open = b.linger(&batch, maxBatch, first.queued.Add(maxWait), gap, timer)
 			case quick && cooldown == 0:
-				open = b.linger(&batch, maxBatch, maxWait, gap, timer)
+				open = b.linger(&batch, maxBatch, first.queued.Add(maxWait), gap, timer)
 				probe = true
 			}
 		}
 		busy = len(batch) > 1
 		switch {
 		case busy:
-			cooldown = 0
+			cooldown, backoff = 0, minLoneCooldown
 		case probe:
 			// A quick row, and then nothing: requests come one at a
 			// time, each soon after the previous answer. Do not wait on
-			// the next ones.
-			cooldown = loneCooldown
+			// the next ones, and try again later and later.
+			cooldown, backoff = backoff, min(2*backoff, maxLoneCooldown)
 		default:
 			cooldown = max(cooldown-1, 0)
 		}
@@ -179,16 +181,21 @@ func (b *batcher) run() {
 // only idle the callers. Under load rows come tens of microseconds apart.
 const lingerGap = 200 * time.Microsecond
 
-// loneCooldown is how many batches a writer that waited for nothing
-// commits without waiting before it tries again: one-at-a-time traffic pays
-// the gap on one request in this many.
-const loneCooldown = 16
+// After waiting for nothing, the writer commits single rows without
+// waiting for this many batches before it tries again, doubling each time
+// up to the maximum: one-at-a-time traffic pays the gap on ever fewer
+// requests, and concurrent traffic is back to batches at its first overlap.
+const (
+	minLoneCooldown = 16
+	maxLoneCooldown = 1024
+)
 
 // linger collects the rows arriving over the next moments, as long as the
-// batch keeps growing: until maxWait has passed, the batch is full, or no
-// row came for gap. It reports false when the channel was closed.
-func (b *batcher) linger(batch *[]*Pending, maxBatch int, maxWait, gap time.Duration, timer *time.Timer) bool {
-	deadline := time.Now().Add(maxWait)
+// batch keeps growing: until the deadline (MaxWait after the first row was
+// queued, so rows that already waited for a busy writer wait no longer),
+// the batch is full, or no row came for gap. It reports false when the
+// channel was closed.
+func (b *batcher) linger(batch *[]*Pending, maxBatch int, deadline time.Time, gap time.Duration, timer *time.Timer) bool {
 	// Since Go 1.23 Stop and Reset leave no stale tick behind, so the
 	// timer is reused without draining.
 	defer timer.Stop()

@@ -15,11 +15,11 @@ import (
 type Options struct {
 	// MaxBatch is the most rows committed in one transaction (default 64).
 	MaxBatch int
-	// MaxWait is how long the writer may wait for more rows once it has
-	// one, when the previous batch showed concurrent traffic (default 3ms;
-	// negative: never wait). It stops waiting as soon as the batch stops
-	// growing (no row for 200µs, or a quarter of MaxWait if less), so only
-	// a steady stream of rows waits the whole MaxWait. An idle gateway
+	// MaxWait is how long a row may wait, from being queued, for more rows
+	// to share its commit, when the traffic is concurrent (default 3ms;
+	// negative: never wait). The writer stops waiting as soon as the batch
+	// stops growing (no row for 200µs, or a quarter of MaxWait if less), so
+	// only a steady stream of rows waits the whole MaxWait. An idle gateway
 	// commits at once, so a lone request never waits for it.
 	MaxWait time.Duration
 	// Now stamps handled_at; defaults to time.Now.

@@ -12,7 +12,8 @@
 // Deployment: SQLite mode is one process per database file. River's
 // SQLite driver is not built for several processes sharing a file (its
 // notifications and leader election assume one writer process), and
-// wxgate's other SQLite state is not either. Several gateway instances
+// wxgate's other SQLite state is not either. So on SQLite, Start takes
+// back at once the jobs a killed process left running. Several gateway instances
 // share PostgreSQL, where River elects one leader for maintenance and
 // every instance works jobs.
 //
@@ -73,6 +74,14 @@ const (
 	DefaultPollInterval = time.Second
 	DefaultStopTimeout  = 15 * time.Second
 )
+
+// fetchCooldown is the least time between two fetches of one queue. When
+// jobs are short a queue runs at most its worker count per cooldown:
+// River's default (100 ms) held the 50 push workers to 500 sends a second
+// whatever the database could do (docs/benchmarks.md, "Push throughput").
+// Fetches happen only when there is work (an insert, a finished job with
+// slots free, the poll), so an idle queue costs nothing more.
+const fetchCooldown = 10 * time.Millisecond
 
 // Options configure a Queue. The zero value makes an insert-only queue
 // (Start is then a no-op); give Workers to run jobs.
@@ -177,12 +186,11 @@ func New(ctx context.Context, d *db.DB, opts Options) (*Queue, error) {
 		Logger:            opts.Logger,
 		Workers:           opts.Workers,
 		FetchPollInterval: opts.PollInterval,
-		// River's default cooldown (100 ms) unless polling is faster.
-		FetchCooldown:   min(100*time.Millisecond, opts.PollInterval),
-		SoftStopTimeout: opts.StopTimeout,
-		JobTimeout:      opts.JobTimeout,
-		RetryPolicy:     opts.RetryPolicy,
-		PollOnly:        d.Dialect == db.Postgres,
+		FetchCooldown:     min(fetchCooldown, opts.PollInterval),
+		SoftStopTimeout:   opts.StopTimeout,
+		JobTimeout:        opts.JobTimeout,
+		RetryPolicy:       opts.RetryPolicy,
+		PollOnly:          d.Dialect == db.Postgres,
 		// A job whose process died mid-run is retried after this. River's
 		// default (1 h) is far beyond WeChat's 10-minute client_msg_id
 		// window, so a send killed mid-call would risk a second delivery.
@@ -221,8 +229,33 @@ func (q *Queue) Start(ctx context.Context) error {
 	if !q.working {
 		return nil
 	}
+	if q.riverPool != nil {
+		if err := q.resumeOrphans(ctx); err != nil {
+			return err
+		}
+	}
 	if err := q.client.Start(ctx); err != nil {
 		return fmt.Errorf("queue: start: %w", err)
+	}
+	return nil
+}
+
+// resumeOrphans makes the jobs that a killed process left running
+// available again, on SQLite. One process works a SQLite file, so a job
+// still marked running when the queue starts was cut short by the death
+// of the previous process: it runs again at once instead of after River's
+// rescue delay (RescueStuckJobsAfter and the job's own timeout, minutes).
+// A send retried this way keeps its client_msg_id, so WeChat does not
+// deliver it twice. Jobs out of attempts are left to River's rescuer,
+// which discards them. On PostgreSQL, where instances share the queue,
+// only the rescuer can tell a dead instance's job from a live one's.
+func (q *Queue) resumeOrphans(ctx context.Context) error {
+	res, err := q.riverPool.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running' AND attempt < max_attempts`)
+	if err != nil {
+		return fmt.Errorf("queue: resuming jobs left running by a previous process: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		q.logger.Warn("queue: jobs left running by a previous process that stopped without finishing them run again now", "jobs", n)
 	}
 	return nil
 }

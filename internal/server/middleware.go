@@ -21,8 +21,18 @@ const requestIDKey ctxKey = 0
 
 // RequestID returns the id of the request ctx belongs to ("" outside one).
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if st, ok := ctx.Value(requestIDKey).(*requestState); ok {
+		return st.id
+	}
+	return ""
+}
+
+// requestState is what the middleware keeps per request, in one
+// allocation: the id (a pointer in the context needs no boxing) and the
+// status writer that logging and panic recovery share.
+type requestState struct {
+	statusWriter
+	id string
 }
 
 // requestIDs are a per-process random prefix and a counter: unique enough
@@ -36,16 +46,26 @@ var (
 	requestIDCounter atomic.Uint64
 )
 
+// newRequestID returns the next id, built in one allocation.
+func newRequestID() string {
+	var buf [32]byte
+	b := append(buf[:0], requestIDPrefix...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, requestIDCounter.Add(1), 36)
+	return string(b)
+}
+
 // requestID takes X-Request-Id from a proxy when it looks like an id, or
 // makes one, and echoes it on the response.
 func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if !validRequestID(id) {
-			id = requestIDPrefix + "-" + strconv.FormatUint(requestIDCounter.Add(1), 36)
+			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		st := &requestState{statusWriter: statusWriter{ResponseWriter: w}, id: id}
+		next.ServeHTTP(&st.statusWriter, r.WithContext(context.WithValue(r.Context(), requestIDKey, st)))
 	})
 }
 
@@ -95,7 +115,10 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw, ok := w.(*statusWriter)
+		if !ok {
+			sw = &statusWriter{ResponseWriter: w}
+		}
 		next.ServeHTTP(sw, r)
 		status := sw.status
 		if status == 0 {

@@ -85,7 +85,7 @@ func (s *Simulator) handleTemplateSend(c *apiCall) (any, *apiError) {
 	}
 	if req.ClientMsgID != "" {
 		c.app.pruneReplays(c.now)
-		if r := c.app.Replays[u.OpenID+"\x00"+req.ClientMsgID]; r != nil {
+		if r := c.app.Replays[u.OpenID+"\x00"+req.ClientMsgID]; r != nil && c.now.Sub(r.At) < clientMsgIDWindow {
 			return msgIDAnswer{0, "ok", r.MsgID}, nil
 		}
 	}
@@ -110,7 +110,20 @@ func (s *Simulator) handleTemplateSend(c *apiCall) (any, *apiError) {
 	return msgIDAnswer{0, "ok", msgID}, nil
 }
 
+// replayPruneInterval is how often template/send sweeps expired
+// client_msg_ids. A sweep walks every id of the last 10 minutes: one per
+// send made a large send quadratic (a 100 000-recipient send spent most of
+// the simulator's CPU there). Lookups check the age themselves, so an
+// expired id waiting for the next sweep is never honoured.
+const replayPruneInterval = time.Minute
+
+// pruneReplays forgets the client_msg_ids older than the window, at most
+// once per replayPruneInterval.
 func (a *appState) pruneReplays(now time.Time) {
+	if d := now.Sub(a.replaysPrunedAt); d >= 0 && d < replayPruneInterval {
+		return
+	}
+	a.replaysPrunedAt = now
 	for k, r := range a.Replays {
 		if now.Sub(r.At) >= clientMsgIDWindow {
 			delete(a.Replays, k)

@@ -50,6 +50,8 @@ func (s *Simulator) routes() http.Handler {
 	mux.HandleFunc("GET /sim/api/calls", s.ctlCalls)
 	mux.HandleFunc("GET /sim/api/alarms", s.ctlAlarms)
 	mux.HandleFunc("GET /sim/api/deliveries", s.ctlDeliveries)
+	s.weatherRoutes(mux)
+	s.bulkRoutes(mux)
 	mux.HandleFunc("/sim/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, errorf(CodeNotFound, "没有这个接口 no such control route: %s %s", r.Method, r.URL.Path))
 	})

@@ -154,6 +154,8 @@ type Simulator struct {
 	saveMu sync.Mutex
 
 	root http.Handler
+
+	weather weatherState // the fake weather API (weather.go)
 }
 
 // New builds a simulator from cfg, loading cfg.StateFile when it exists.

@@ -60,6 +60,10 @@ type appState struct {
 	Replays     map[string]*replay `json:"replays"`      // openid + "\x00" + client_msg_id
 	Tags        []*tag             `json:"tags,omitempty"`
 	NextTagID   int                `json:"next_tag_id,omitempty"`
+
+	// replaysPrunedAt is when Replays was last swept (pruneReplays); not
+	// saved, a loaded state is swept at its first send.
+	replaysPrunedAt time.Time
 }
 
 func newAppState(cfg AppConfig) *appState {

@@ -223,3 +223,46 @@ func TestPercentile(t *testing.T) {
 		t.Error("empty")
 	}
 }
+
+func TestSpread(t *testing.T) {
+	for _, tc := range []struct {
+		v           []float64
+		lo, mid, hi float64
+	}{
+		{nil, 0, 0, 0},
+		{[]float64{3}, 3, 3, 3},
+		{[]float64{5, 1, 3}, 1, 3, 5},
+		{[]float64{4, 1, 3, 2}, 1, 2.5, 4},
+	} {
+		lo, mid, hi := Spread(tc.v)
+		if lo != tc.lo || mid != tc.mid || hi != tc.hi {
+			t.Errorf("Spread(%v) = %v, %v, %v; want %v, %v, %v", tc.v, lo, mid, hi, tc.lo, tc.mid, tc.hi)
+		}
+	}
+}
+
+// The target over several rounds is judged on the medians, whatever one
+// round says.
+func TestCompareRoundsUsesMedians(t *testing.T) {
+	report := func(label string, rps, p99 float64) *Report {
+		return &Report{Label: label, Levels: []Result{{Concurrency: 64, RPS: rps, P99: p99, ServerCPU: 50}}}
+	}
+	target := Target{Concurrency: 64, MinRatio: 0.6, MaxP99: 20 * time.Millisecond}
+	rounds := []Round{
+		{report("ceiling", 10000, 5), report("wxgate", 6500, 15)},
+		{report("ceiling", 20000, 5), report("wxgate", 10000, 25)}, // 50%, p99 over: an outlier
+		{report("ceiling", 15000, 5), report("wxgate", 9300, 18)},
+	}
+	var out strings.Builder
+	if !CompareRounds(&out, rounds, target) {
+		t.Errorf("target not met on medians 62%% and 18 ms:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "over 3 rounds") || !strings.Contains(out.String(), "62%") {
+		t.Errorf("summary:\n%s", out.String())
+	}
+	rounds[0].Cand = report("wxgate", 5000, 15)
+	out.Reset()
+	if CompareRounds(&out, rounds, target) {
+		t.Errorf("target met with a median ratio of 50%%:\n%s", out.String())
+	}
+}

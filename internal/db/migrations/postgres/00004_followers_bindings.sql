@@ -36,7 +36,11 @@
 
 -- +goose Up
 ALTER TABLE followers ADD COLUMN listed_at TIMESTAMPTZ;
-CREATE INDEX followers_unionid ON followers (unionid);
+-- Persons are looked up by unionid across accounts: (unionid, account)
+-- serves that and the per-account lookups of followers_account_unionid,
+-- which it replaces (one random-order index less to write per follower).
+DROP INDEX followers_account_unionid;
+CREATE INDEX followers_unionid ON followers (unionid, account);
 
 CREATE TABLE follower_syncs (
     account       TEXT        PRIMARY KEY,
@@ -144,4 +148,5 @@ DROP TABLE bindings;
 DROP TABLE miniprogram_users;
 DROP TABLE follower_syncs;
 DROP INDEX followers_unionid;
+CREATE INDEX followers_account_unionid ON followers (account, unionid);
 ALTER TABLE followers DROP COLUMN listed_at;
