@@ -355,7 +355,10 @@ func TestSlowHookIsDeferred(t *testing.T) {
 	if resp.status != http.StatusOK || string(resp.body) != "success" {
 		t.Fatalf("slow push: %d %q", resp.status, resp.body)
 	}
-	if resp.took > 2*time.Second {
+	// The hook is still blocked, so the answer cannot have waited for it;
+	// the bound below only catches an answer that missed WeChat's 5 s
+	// limit, generous for a loaded test machine.
+	if resp.took > 4500*time.Millisecond {
 		t.Errorf("answered after %v, deadline 300ms", resp.took)
 	}
 	status := func() msglog.Status {

@@ -111,10 +111,9 @@ var errLeaseLost = errors.New("follower: the sync lease was taken over by anothe
 // nothing that did not change at WeChat. Followers missing from the list
 // are marked unsubscribed at the end, never deleted.
 type Syncer struct {
-	db     *db.DB
-	now    func() time.Time
-	log    *slog.Logger
-	holder string
+	db  *db.DB
+	now func() time.Time
+	log *slog.Logger
 }
 
 // NewSyncer returns a Syncer; now defaults to time.Now and logger to none.
@@ -125,7 +124,7 @@ func NewSyncer(d *db.DB, now func() time.Time, logger *slog.Logger) *Syncer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{db: d, now: now, log: logger, holder: syncHolderID()}
+	return &Syncer{db: d, now: now, log: logger}
 }
 
 func syncHolderID() string {
@@ -213,11 +212,14 @@ func (s *Syncer) Run(ctx context.Context, account string, client SyncClient, opt
 		opts.Concurrency = DefaultSyncConcurrency
 	}
 	opts.Concurrency = min(opts.Concurrency, MaxSyncConcurrency)
-	st, err := s.begin(ctx, account, opts.Restart, opts.TakeOver)
+	// Each run holds the lease under its own name, so two runs of one
+	// Syncer exclude each other too.
+	holder := syncHolderID()
+	st, err := s.begin(ctx, account, holder, opts.Restart, opts.TakeOver)
 	if err != nil {
 		return SyncStatus{}, err
 	}
-	r := &syncRun{s: s, account: account, client: client, opts: opts, st: st}
+	r := &syncRun{s: s, holder: holder, account: account, client: client, opts: opts, st: st}
 	s.log.Info("follower sync started", "account", account, "run", st.Run, "resumed", st.Resumed, "cursor_set", st.Cursor != "")
 	r.report() // where it starts from
 	runErr := r.pages(ctx)
@@ -234,7 +236,7 @@ func (s *Syncer) Run(ctx context.Context, account string, client SyncClient, opt
 
 // begin takes the account's sync lease and starts a new run or resumes
 // the unfinished one.
-func (s *Syncer) begin(ctx context.Context, account string, restart, takeOver bool) (SyncStatus, error) {
+func (s *Syncer) begin(ctx context.Context, account, holder string, restart, takeOver bool) (SyncStatus, error) {
 	now := db.Timestamp(s.now())
 	until := db.Timestamp(now.Add(syncLeaseTTL))
 	// Run 0 "completed" is the row of an account never synced.
@@ -246,7 +248,7 @@ ON CONFLICT (account) DO NOTHING`, account, SyncCompleted, now); err != nil {
 	res, err := s.db.ExecContext(ctx, `
 UPDATE follower_syncs SET lease_holder = $2, lease_until = $3
 WHERE account = $1 AND (lease_holder = '' OR lease_holder = $2 OR lease_until IS NULL OR lease_until < $4)`,
-		account, s.holder, until, now)
+		account, holder, until, now)
 	if err != nil {
 		return SyncStatus{}, fmt.Errorf("follower: taking the sync lease: %w", err)
 	}
@@ -259,7 +261,7 @@ WHERE account = $1 AND (lease_holder = '' OR lease_holder = $2 OR lease_until IS
 			return SyncStatus{}, e
 		}
 		res, err = s.db.ExecContext(ctx, `UPDATE follower_syncs SET lease_holder = $2, lease_until = $3 WHERE account = $1 AND lease_holder = $4`,
-			account, s.holder, until, e.Holder)
+			account, holder, until, e.Holder)
 		if err != nil {
 			return SyncStatus{}, fmt.Errorf("follower: taking the sync lease over: %w", err)
 		}
@@ -276,11 +278,11 @@ WHERE account = $1 AND (lease_holder = '' OR lease_holder = $2 OR lease_until IS
 		_, err = s.db.ExecContext(ctx, `
 UPDATE follower_syncs SET run = run + 1, status = $2, started_at = $3, finished_at = NULL, page_cursor = '', pages = 0, total = 0,
     listed = 0, profiled = 0, unsubscribed = 0, list_calls = 0, batch_calls = 0, resumes = 0, last_error = '', updated_at = $3
-WHERE account = $1 AND lease_holder = $4`, account, SyncRunning, now, s.holder)
+WHERE account = $1 AND lease_holder = $4`, account, SyncRunning, now, holder)
 	} else {
 		_, err = s.db.ExecContext(ctx, `
 UPDATE follower_syncs SET status = $2, resumes = resumes + 1, updated_at = $3 WHERE account = $1 AND lease_holder = $4`,
-			account, SyncRunning, now, s.holder)
+			account, SyncRunning, now, holder)
 	}
 	if err != nil {
 		return SyncStatus{}, fmt.Errorf("follower: starting sync: %w", err)
@@ -296,6 +298,7 @@ UPDATE follower_syncs SET status = $2, resumes = resumes + 1, updated_at = $3 WH
 // syncRun is one Run in progress.
 type syncRun struct {
 	s       *Syncer
+	holder  string
 	account string
 	client  SyncClient
 	opts    SyncOptions
@@ -376,7 +379,7 @@ func (r *syncRun) countCalls(ctx context.Context, column string, n int) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_, err := r.s.db.ExecContext(ctx, `UPDATE follower_syncs SET `+column+` = `+column+` + $3 WHERE account = $1 AND lease_holder = $2`,
-		r.account, r.s.holder, n)
+		r.account, r.holder, n)
 	if err != nil {
 		r.s.log.Warn("follower sync: counting calls", "account", r.account, "err", err)
 	}
@@ -653,7 +656,7 @@ ON CONFLICT (account, openid) DO UPDATE SET
 	res, err := tx.ExecContext(ctx, `
 UPDATE follower_syncs SET profiled = profiled + $2, batch_calls = batch_calls + $6, lease_until = $3, updated_at = $4
 WHERE account = $1 AND lease_holder = $5`,
-		r.account, len(infos), db.Timestamp(now.Add(syncLeaseTTL)), now, r.s.holder, calls)
+		r.account, len(infos), db.Timestamp(now.Add(syncLeaseTTL)), now, r.holder, calls)
 	if err != nil {
 		return fmt.Errorf("follower: saving sync progress: %w", err)
 	}
@@ -704,7 +707,7 @@ func (r *syncRun) pageDone(ctx context.Context, page *wechat.FollowerPage) error
 	res, err := r.s.db.ExecContext(ctx, `
 UPDATE follower_syncs SET page_cursor = $2, pages = pages + 1, listed = listed + $3, total = $4, lease_until = $5, updated_at = $6
 WHERE account = $1 AND lease_holder = $7`,
-		r.account, page.NextOpenID, len(page.OpenIDs), page.Total, db.Timestamp(now.Add(syncLeaseTTL)), now, r.s.holder)
+		r.account, page.NextOpenID, len(page.OpenIDs), page.Total, db.Timestamp(now.Add(syncLeaseTTL)), now, r.holder)
 	if err != nil {
 		return fmt.Errorf("follower: saving sync progress: %w", err)
 	}
@@ -741,7 +744,7 @@ WHERE account = $1 AND subscribed AND (listed_at IS NULL OR listed_at < $2) AND 
 	gone, _ := res.RowsAffected()
 	res, err = tx.ExecContext(ctx, `
 UPDATE follower_syncs SET status = $2, finished_at = $3, unsubscribed = $4, lease_holder = '', lease_until = NULL, last_error = '', updated_at = $3
-WHERE account = $1 AND lease_holder = $5`, r.account, SyncCompleted, now, gone, r.s.holder)
+WHERE account = $1 AND lease_holder = $5`, r.account, SyncCompleted, now, gone, r.holder)
 	if err != nil {
 		return fmt.Errorf("follower: finishing sync: %w", err)
 	}
@@ -774,7 +777,7 @@ func (r *syncRun) stop(runCtx context.Context, runErr error) (SyncStatus, error)
 		now := db.Timestamp(r.s.now())
 		if _, err := r.s.db.ExecContext(ctx, `
 UPDATE follower_syncs SET status = $2, last_error = $3, lease_holder = '', lease_until = NULL, updated_at = $4
-WHERE account = $1 AND lease_holder = $5`, r.account, status, runErr.Error(), now, r.s.holder); err != nil {
+WHERE account = $1 AND lease_holder = $5`, r.account, status, runErr.Error(), now, r.holder); err != nil {
 			r.s.log.Error("follower sync: recording the stop", "account", r.account, "err", err)
 		}
 	}

@@ -242,7 +242,8 @@ func TestSyncLease(t *testing.T) {
 	var inner error
 	_, err := first.Run(ctx, "main", client, follower.SyncOptions{Concurrency: 1, Progress: func(follower.SyncStatus) {
 		if inner == nil {
-			_, inner = second.Run(ctx, "main", client, follower.SyncOptions{})
+			// Another run of the same Syncer is refused too.
+			_, inner = first.Run(ctx, "main", client, follower.SyncOptions{})
 		}
 	}})
 	if err != nil {
