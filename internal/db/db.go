@@ -46,9 +46,18 @@ type DB struct {
 const acceptedURLs = "sqlite://relative/path.db, sqlite:///absolute/path.db or postgres://user:password@host:5432/dbname (postgresql:// also works)"
 
 // Pool settings.
+//
+// PostgreSQL keeps as many idle connections as it may open: with fewer,
+// every burst of work (50 push workers, each with a few short queries)
+// closed connections beyond the idle limit and opened new ones a moment
+// later, and a PostgreSQL connection costs a backend process to start.
+// That churn held sends to under half their rate (docs/benchmarks.md, "Push
+// throughput"). A quiet gateway gives them back after
+// postgresConnMaxIdleTime.
 const (
 	postgresMaxOpenConns    = 20
-	postgresMaxIdleConns    = 5
+	postgresMaxIdleConns    = postgresMaxOpenConns
+	postgresConnMaxIdleTime = 5 * time.Minute
 	postgresConnMaxLifetime = 30 * time.Minute
 	postgresPingTimeout     = 10 * time.Second
 
@@ -133,6 +142,7 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 	sqlDB := stdlib.OpenDB(*config, stdlib.OptionAfterConnect(scanTimesInUTC))
 	sqlDB.SetMaxOpenConns(postgresMaxOpenConns)
 	sqlDB.SetMaxIdleConns(postgresMaxIdleConns)
+	sqlDB.SetConnMaxIdleTime(postgresConnMaxIdleTime)
 	sqlDB.SetConnMaxLifetime(postgresConnMaxLifetime)
 
 	pingCtx, cancel := context.WithTimeout(ctx, postgresPingTimeout)
