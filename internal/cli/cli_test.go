@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/config"
 )
 
 // syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
@@ -207,5 +209,22 @@ func TestAPIKeyAndRepliesCommands(t *testing.T) {
 	code, _, errOut = run(t, ctx, env, "replies", "add", "--account", "main", "--match", "keyword", "--mode", "regex", "--pattern", "([", "--text", "x")
 	if code == 0 || !strings.Contains(errOut, "regex") {
 		t.Fatalf("invalid regex accepted: %d %s", code, errOut)
+	}
+}
+
+func TestFollowerSyncJobs(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Accounts = []config.Account{
+		{Name: "main", Kind: config.KindOfficialAccount, AppSecret: "s"},
+		{Name: "nosecret", Kind: config.KindOfficialAccount},
+		{Name: "shop-mp", Kind: config.KindMiniProgram, AppSecret: "s"},
+	}
+	if got := len(followerSyncJobs(cfg)); got != 1 {
+		t.Fatalf("periodic syncs = %d, want 1 (only the official account with a secret)", got)
+	}
+	cfg.Followers.SyncEvery = 0
+	if got := len(followerSyncJobs(cfg)); got != 0 {
+		t.Fatalf("sync_every 0 still schedules %d syncs", got)
 	}
 }

@@ -91,6 +91,9 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		Secrets: schedule.ChainSecrets(opts.secrets, schedule.EnvSecrets(os.Environ())), Logger: logger.With("component", "schedule")})
 	scheduler.Register(workers)
 	jobs.Client().PeriodicJobs().Add(scheduler.PeriodicJob())
+	for _, job := range followerSyncJobs(cfg) {
+		jobs.Client().PeriodicJobs().Add(job)
+	}
 	mount := map[string]http.Handler{}
 	for pattern, h := range opts.mount {
 		mount[pattern] = h
@@ -211,6 +214,27 @@ func newQueue(ctx context.Context, database *db.DB, tokens *token.Registry, logg
 		Queues:      map[string]int{queue.DefaultQueue: queue.DefaultMaxWorkers, follower.Queue: follower.QueueWorkers, push.Queue: pushWorkers},
 		StopTimeout: queueStopTimeout,
 	})
+}
+
+// followerSyncJobs are the periodic full syncs (followers.sync_every) of
+// the official accounts that can call WeChat. River's leader inserts them;
+// SyncArgs is unique per account while one is queued or running, so a long
+// sync is never doubled.
+func followerSyncJobs(cfg config.Config) []*river.PeriodicJob {
+	if cfg.Followers.SyncEvery <= 0 {
+		return nil
+	}
+	var out []*river.PeriodicJob
+	for _, a := range cfg.Accounts {
+		if a.AppSecret == "" || a.Kind == config.KindMiniProgram {
+			continue
+		}
+		args := follower.SyncArgs{Account: a.Name}
+		out = append(out, river.NewPeriodicJob(river.PeriodicInterval(cfg.Followers.SyncEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
+			&river.PeriodicJobOpts{ID: "follower_sync_" + a.Name}))
+	}
+	return out
 }
 
 // pushRate maps push.rate_per_account (0 = no limit) onto push.Options.Rate

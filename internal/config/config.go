@@ -41,15 +41,16 @@ func DefaultAPIBaseURLs() []string {
 
 // Config is the whole gateway configuration.
 type Config struct {
-	Listen      string         `yaml:"listen"`
-	PublicURL   string         `yaml:"public_url"`
-	DatabaseURL string         `yaml:"database_url"`
-	LogLevel    string         `yaml:"log_level"`
-	LogFormat   string         `yaml:"log_format"`
-	Callback    CallbackConfig `yaml:"callback"`
-	Push        PushConfig     `yaml:"push"`
-	API         APIConfig      `yaml:"api"`
-	Accounts    []Account      `yaml:"accounts"`
+	Listen      string          `yaml:"listen"`
+	PublicURL   string          `yaml:"public_url"`
+	DatabaseURL string          `yaml:"database_url"`
+	LogLevel    string          `yaml:"log_level"`
+	LogFormat   string          `yaml:"log_format"`
+	Callback    CallbackConfig  `yaml:"callback"`
+	Push        PushConfig      `yaml:"push"`
+	API         APIConfig       `yaml:"api"`
+	Followers   FollowersConfig `yaml:"followers"`
+	Accounts    []Account       `yaml:"accounts"`
 }
 
 // CallbackConfig tunes the handling of WeChat's callback requests.
@@ -74,6 +75,15 @@ type PushConfig struct {
 	Workers int `yaml:"workers"`
 	// CallTimeout bounds one call to WeChat's API.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+}
+
+// FollowersConfig tunes the follower table's upkeep.
+type FollowersConfig struct {
+	// SyncEvery runs a full follower sync (user/get + batchget) of every
+	// account with an AppSecret at this interval; 0 turns it off. Events
+	// keep the table current between syncs; the sync catches what events
+	// cannot tell (followers from before wxgate, missed pushes).
+	SyncEvery time.Duration `yaml:"sync_every"`
 }
 
 // APIConfig tunes the JSON API.
@@ -172,8 +182,9 @@ func Default() Config {
 			MaxBodyBytes:    256 << 10,
 			ReplyDeadline:   4 * time.Second,
 		},
-		Push: PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second},
-		API:  APIConfig{RatePerKey: 50, BurstPerKey: 100},
+		Push:      PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second},
+		API:       APIConfig{RatePerKey: 50, BurstPerKey: 100},
+		Followers: FollowersConfig{SyncEvery: 24 * time.Hour},
 	}
 }
 

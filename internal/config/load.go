@@ -159,6 +159,8 @@ func setTopLevel(cfg *Config, key, value string) error {
 		return parseDurationInto(&cfg.Push.CallTimeout, key, value)
 	case "WXGATE_API_RATE_PER_KEY":
 		return parseFloatInto(&cfg.API.RatePerKey, key, value)
+	case "WXGATE_FOLLOWERS_SYNC_EVERY":
+		return parseDurationInto(&cfg.Followers.SyncEvery, key, value)
 	case "WXGATE_API_BURST_PER_KEY":
 		return parseIntInto(&cfg.API.BurstPerKey, key, value)
 	default:

@@ -27,8 +27,9 @@ func TestDefault(t *testing.T) {
 			MaxBodyBytes:    262144,
 			ReplyDeadline:   4 * time.Second,
 		},
-		Push: PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second},
-		API:  APIConfig{RatePerKey: 50, BurstPerKey: 100},
+		Push:      PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second},
+		API:       APIConfig{RatePerKey: 50, BurstPerKey: 100},
+		Followers: FollowersConfig{SyncEvery: 24 * time.Hour},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("Default() = %+v, want %+v", cfg, want)
@@ -52,6 +53,7 @@ func TestLoadFullFile(t *testing.T) {
 		LogFormat:   "json",
 		Push:        Default().Push,
 		API:         Default().API,
+		Followers:   Default().Followers,
 		Callback: CallbackConfig{
 			TimestampWindow: 2 * time.Minute,
 			MaxBodyBytes:    65536,
@@ -178,6 +180,7 @@ accounts:
 				"WXGATE_PUSH_CALL_TIMEOUT=3s",
 				"WXGATE_API_RATE_PER_KEY=0",
 				"WXGATE_API_BURST_PER_KEY=7",
+				"WXGATE_FOLLOWERS_SYNC_EVERY=12h",
 				"PATH=/usr/bin",
 				"WXGATE_TEST_POSTGRES_URL=ignored-by-config",
 			},
@@ -185,9 +188,10 @@ accounts:
 				want := Config{
 					Listen: ":9000", PublicURL: "https://gw.example.com", DatabaseURL: "postgres://u:p@h/db",
 					LogLevel: "warn", LogFormat: "json",
-					Callback: CallbackConfig{TimestampWindow: 10 * time.Minute, MaxBodyBytes: 4096, ReplyDeadline: 2 * time.Second},
-					Push:     PushConfig{RatePerAccount: 20, Burst: 5, Workers: 8, CallTimeout: 3 * time.Second},
-					API:      APIConfig{RatePerKey: 0, BurstPerKey: 7},
+					Callback:  CallbackConfig{TimestampWindow: 10 * time.Minute, MaxBodyBytes: 4096, ReplyDeadline: 2 * time.Second},
+					Push:      PushConfig{RatePerAccount: 20, Burst: 5, Workers: 8, CallTimeout: 3 * time.Second},
+					API:       APIConfig{RatePerKey: 0, BurstPerKey: 7},
+					Followers: FollowersConfig{SyncEvery: 12 * time.Hour},
 				}
 				if !reflect.DeepEqual(cfg, want) {
 					t.Errorf("got %+v, want %+v", cfg, want)
