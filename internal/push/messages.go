@@ -289,11 +289,13 @@ type RecipientEvent struct {
 	Recipient Recipient `json:"recipient"`
 }
 
-// emit raises an event about a recipient inside tx.
-func (s *Service) emit(ctx context.Context, tx *sql.Tx, typ, account string, recipientID int64) error {
-	if s.opts.Events == nil {
-		return nil
-	}
+// eventColumns are the columns of push_recipients an event carries, in
+// the order scanEvent reads them.
+const eventColumns = `message_id, seq, to_kind, to_value, openid, channel, status, reason, msgid, errcode, errmsg, attempts,
+    created_at, sent_at, done_at`
+
+// scanEvent reads eventColumns into an event of account.
+func scanEvent(row *sql.Row, account string) (RecipientEvent, error) {
 	var (
 		e           RecipientEvent
 		kind, value string
@@ -301,11 +303,9 @@ func (s *Service) emit(ctx context.Context, tx *sql.Tx, typ, account string, rec
 		sent, done  sql.NullTime
 	)
 	r := &e.Recipient
-	err := tx.QueryRowContext(ctx, `SELECT message_id, seq, to_kind, to_value, openid, channel, status, reason, msgid, errcode, errmsg, attempts,
-    created_at, sent_at, done_at FROM push_recipients WHERE id = $1`, recipientID).Scan(&e.MessageID, &r.Seq, &kind, &value, &r.OpenID,
-		&r.Channel, &r.Status, &r.Reason, &msgID, &code, &r.ErrMsg, &r.Attempts, &r.QueuedAt, &sent, &done)
-	if err != nil {
-		return fmt.Errorf("push: event of recipient %d: %w", recipientID, err)
+	if err := row.Scan(&e.MessageID, &r.Seq, &kind, &value, &r.OpenID,
+		&r.Channel, &r.Status, &r.Reason, &msgID, &code, &r.ErrMsg, &r.Attempts, &r.QueuedAt, &sent, &done); err != nil {
+		return e, err
 	}
 	switch kind {
 	case toUnionID:
@@ -317,5 +317,17 @@ func (s *Service) emit(ctx context.Context, tx *sql.Tx, typ, account string, rec
 	r.QueuedAt = r.QueuedAt.UTC()
 	r.SentAt, r.DoneAt = timePtr(sent), timePtr(done)
 	e.Account = account
+	return e, nil
+}
+
+// emit raises an event about a recipient inside tx.
+func (s *Service) emit(ctx context.Context, tx *sql.Tx, typ, account string, recipientID int64) error {
+	if s.opts.Events == nil {
+		return nil
+	}
+	e, err := scanEvent(tx.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM push_recipients WHERE id = $1`, recipientID), account)
+	if err != nil {
+		return fmt.Errorf("push: event of recipient %d: %w", recipientID, err)
+	}
 	return s.opts.Events.PublishTx(ctx, tx, typ, account, e)
 }

@@ -155,6 +155,14 @@ func TestSendTemplateToDelivery(t *testing.T) {
 		types := map[string]int{}
 		for _, e := range b.events.snapshot() {
 			types[e.Type]++
+			// message.sent carries the row as it was just written.
+			if ev, ok := e.Data.(push.RecipientEvent); ok && e.Type == "message.sent" && ev.Recipient.OpenID == alice {
+				r := ev.Recipient
+				if ev.MessageID != res.Accepted.ID || ev.Account != "main" || r.Status != "sent" || r.MsgID == 0 || r.SentAt == nil ||
+					r.Attempts != 1 || r.Seq != 1 || r.Channel != "template" || r.QueuedAt.IsZero() {
+					t.Errorf("message.sent of alice = %+v", ev)
+				}
+			}
 		}
 		if types["message.sent"] != 2 || types["message.delivered"] != 1 || types["message.failed"] != 1 {
 			t.Errorf("events = %v", types)
