@@ -119,10 +119,11 @@ func (b *batcher) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var (
-		busy     bool      // the previous batch had several rows
-		idleFrom time.Time // when the previous commit ended
-		cooldown int       // batches before a quick single row may linger again
-		backoff  = minLoneCooldown
+		busy       bool          // the previous batch had several rows
+		idleFrom   time.Time     // when the previous commit ended
+		lastCommit time.Duration // how long it took
+		cooldown   int           // batches before a quick single row may linger again
+		backoff    = minLoneCooldown
 	)
 	for {
 		first, ok := <-b.reqs
@@ -139,14 +140,22 @@ func (b *batcher) run() {
 		// Under concurrent load, wait a moment for the rows that are about
 		// to arrive: one commit for many is what makes SQLite keep up, and
 		// the fewer commits, the less CPU each push costs. A lone request
-		// is written at once.
+		// is written at once. The wait ends MaxWait after the first row was
+		// queued, and lasts no longer than the previous commit did: rows
+		// that come while this batch commits make the next batch, so a
+		// longer wait would only leave the writer idle and the callers
+		// waiting.
 		probe := false
 		if open && maxWait > 0 && len(batch) < maxBatch {
+			deadline := first.queued.Add(maxWait)
+			if d := time.Now().Add(lastCommit); d.Before(deadline) {
+				deadline = d
+			}
 			switch {
 			case busy || len(batch) > 1:
-				open = b.linger(&batch, maxBatch, first.queued.Add(maxWait), gap, timer)
+				open = b.linger(&batch, maxBatch, deadline, gap, timer)
 			case quick && cooldown == 0:
-				open = b.linger(&batch, maxBatch, first.queued.Add(maxWait), gap, timer)
+				open = b.linger(&batch, maxBatch, deadline, gap, timer)
 				probe = true
 			}
 		}
@@ -162,9 +171,11 @@ func (b *batcher) run() {
 		default:
 			cooldown = max(cooldown-1, 0)
 		}
+		start := time.Now()
 		b.commit(batch)
 		clear(batch)
 		idleFrom = time.Now()
+		lastCommit = idleFrom.Sub(start)
 		if !open {
 			// Flush whatever was queued before close, then stop.
 			for r := range b.reqs {
@@ -191,10 +202,8 @@ const (
 )
 
 // linger collects the rows arriving over the next moments, as long as the
-// batch keeps growing: until the deadline (MaxWait after the first row was
-// queued, so rows that already waited for a busy writer wait no longer),
-// the batch is full, or no row came for gap. It reports false when the
-// channel was closed.
+// batch keeps growing: until the deadline, the batch is full, or no row
+// came for gap. It reports false when the channel was closed.
 func (b *batcher) linger(batch *[]*Pending, maxBatch int, deadline time.Time, gap time.Duration, timer *time.Timer) bool {
 	// Since Go 1.23 Stop and Reset leave no stale tick behind, so the
 	// timer is reused without draining.

@@ -17,10 +17,11 @@ type Options struct {
 	MaxBatch int
 	// MaxWait is how long a row may wait, from being queued, for more rows
 	// to share its commit, when the traffic is concurrent (default 3ms;
-	// negative: never wait). The writer stops waiting as soon as the batch
-	// stops growing (no row for 200µs, or a quarter of MaxWait if less), so
-	// only a steady stream of rows waits the whole MaxWait. An idle gateway
-	// commits at once, so a lone request never waits for it.
+	// negative: never wait). The writer stops waiting sooner when the batch
+	// stops growing (no row for 200µs, or a quarter of MaxWait if less) and
+	// once it has waited as long as its previous commit took, so only a
+	// steady stream of rows against slow commits waits the whole MaxWait.
+	// An idle gateway commits at once, so a lone request never waits.
 	MaxWait time.Duration
 	// Now stamps handled_at; defaults to time.Now.
 	Now func() time.Time
