@@ -64,7 +64,7 @@ func TestLoadFullFile(t *testing.T) {
 				Name:                   "main",
 				Kind:                   KindOfficialAccount,
 				AppID:                  "wx0123456789abcdef",
-				AppSecret:              "0123456789abcdef0123456789abcdef",
+				AppSecret:              "test-secret-for-config-tests-0001",
 				Token:                  "mytoken",
 				EncodingAESKey:         validAESKey,
 				PreviousEncodingAESKey: validPreviousAESKey,
@@ -219,12 +219,12 @@ accounts:
 				"WXGATE_ACCOUNT_MY_SHOP_MESSAGE_MODE=compatible",
 				"WXGATE_ACCOUNT_MY_SHOP_API_BASE_URLS= http://127.0.0.1:8081 , ,http://127.0.0.1:8082",
 				"WXGATE_ACCOUNT_MY_SHOP_ORIGINAL_ID=gh_0123456789ab",
-				"WXGATE_ACCOUNT_MY_SHOP_APP_SECRET=0123456789abcdef0123456789abcdef",
+				"WXGATE_ACCOUNT_MY_SHOP_APP_SECRET=test-secret-for-config-tests-0001",
 			},
 			check: func(t *testing.T, cfg Config) {
 				want := []Account{{
 					Name: "my-shop", Kind: KindOfficialAccount, AppID: "wx0123456789abcdef",
-					AppSecret: "0123456789abcdef0123456789abcdef", Token: "envtoken",
+					AppSecret: "test-secret-for-config-tests-0001", Token: "envtoken",
 					EncodingAESKey: validAESKey, PreviousEncodingAESKey: validPreviousAESKey,
 					MessageMode: ModeCompatible, TokenMode: TokenModeStable, OriginalID: "gh_0123456789ab",
 					APIBaseURLs: []string{"http://127.0.0.1:8081", "http://127.0.0.1:8082"},

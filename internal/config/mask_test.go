@@ -69,7 +69,7 @@ func TestMaskedHidesEverySecret(t *testing.T) {
 	}
 	for _, want := range []string{
 		"database_url: postgres://wxgate:****w0rd@db.internal:5432/wxgate?sslmode=disable",
-		"app_secret: '****cdef'",
+		"app_secret: '****0001'",
 		"token: '****'",
 		"encoding_aes_key: '****DEFG'",
 		"previous_encoding_aes_key: '****wvut'",
@@ -83,7 +83,7 @@ func TestMaskedHidesEverySecret(t *testing.T) {
 	}
 
 	// Masking must not touch the original.
-	if main.AppSecret != "0123456789abcdef0123456789abcdef" || !strings.Contains(cfg.DatabaseURL, "s3cretPassw0rd") {
+	if main.AppSecret != "test-secret-for-config-tests-0001" || !strings.Contains(cfg.DatabaseURL, "s3cretPassw0rd") {
 		t.Error("Masked modified the original configuration")
 	}
 }

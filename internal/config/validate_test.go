@@ -17,7 +17,7 @@ func validConfig() Config {
 			Name:           "main",
 			Kind:           KindOfficialAccount,
 			AppID:          "wx0123456789abcdef",
-			AppSecret:      "0123456789abcdef0123456789abcdef",
+			AppSecret:      "test-secret-for-config-tests-0001",
 			Token:          "mytoken",
 			EncodingAESKey: validAESKey,
 			MessageMode:    ModeSafe,

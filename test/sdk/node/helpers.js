@@ -16,8 +16,8 @@ if (sim.hostname !== '127.0.0.1' && sim.hostname !== 'localhost') {
 }
 
 // The suite's apps, as declared in ../apps.yaml.
-const OA = { appid: 'wx5d1c0de000000a01', secret: '0a1b2c3d4e5f60718293a4b5c6d7e8f9' };
-const MP = { appid: 'wx5d1c0de000000a02', secret: '1b2c3d4e5f60718293a4b5c6d7e8f90a' };
+const OA = { appid: 'wx5d1c0de000000a01', secret: 'sdk-test-oa-secret-not-a-real-one' };
+const MP = { appid: 'wx5d1c0de000000a02', secret: 'sdk-test-mp-secret-not-a-real-one' };
 const TEMPLATE_ID = 'Kq0sWOpRrJ3vTzd6Yh5uGQeM1bXcN8aLfD2wE7iP4Ts';
 const SUBSCRIBE_TEMPLATE_ID = 'bDmywsp2oEHjwAadTGKkUHpC0RgBVPvfAEeQzi9d0SA';
 
