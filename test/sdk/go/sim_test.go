@@ -19,9 +19,9 @@ import (
 // The suite's apps, as declared in ../apps.yaml.
 const (
 	oaAppID     = "wx5d1c0de000000b01"
-	oaSecret    = "2c3d4e5f60718293a4b5c6d7e8f90a1b"
+	oaSecret    = "sdk-test-go-oa-secret-not-real"
 	mpAppID     = "wx5d1c0de000000b02"
-	mpSecret    = "3d4e5f60718293a4b5c6d7e8f90a1b2c"
+	mpSecret    = "sdk-test-go-mp-secret-not-real"
 	templateID  = "Vb7nE2qLx9RdTy4sWc1hGkM5pZa8uJ3oF6iN0eQwXr2"
 	subscribeID = "Qm8rTu3LpZ0aXc5VbN7sKd2Fg4Hj6Wy9Ee1Ri0To3Yk"
 	httpTimeout = 15 * time.Second
