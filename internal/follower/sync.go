@@ -327,14 +327,14 @@ func (r *syncRun) pages(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		todo := page.OpenIDs
+		unsaved := page.OpenIDs
 		if skipDone {
-			if todo, err = r.notYetSaved(ctx, page.OpenIDs); err != nil {
+			if unsaved, err = r.notYetSaved(ctx, page.OpenIDs); err != nil {
 				return err
 			}
 			skipDone = false
 		}
-		if err := r.profiles(ctx, todo); err != nil {
+		if err := r.profiles(ctx, unsaved); err != nil {
 			return err
 		}
 		if err := r.pageDone(ctx, page); err != nil {
