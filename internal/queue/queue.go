@@ -34,8 +34,11 @@
 //
 // PostgreSQL: River works through the main *sql.DB with its database/sql
 // driver, in poll-only mode (no LISTEN connection): jobs inserted by this
-// process are picked up at once, jobs inserted by another instance within
-// PollInterval.
+// process with Insert are picked up at once; jobs inserted with InsertTx
+// (River cannot tell when the caller commits) or by another instance, at
+// the next poll (PollInterval) unless the queue is busy and fetches anyway.
+// That poll is most of a send's latency at a low steady rate
+// (docs/benchmarks.md, "Push throughput").
 //
 // River's schema is migrated by New (and Migrate) with rivermigrate: it is
 // idempotent, and on PostgreSQL instances starting together take turns
