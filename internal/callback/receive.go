@@ -2,6 +2,7 @@ package callback
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/wechat"
@@ -112,7 +114,7 @@ func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inb
 			}
 			return nil, errDecryptFailed
 		}
-		msg, err := wechat.ParseMessage(plain)
+		msg, err := parsePlain(plain)
 		if err != nil {
 			return nil, errMalformedBody
 		}
@@ -258,3 +260,165 @@ var base64Alphabet = func() (t [256]bool) {
 	}
 	return t
 }()
+
+var (
+	cdataOpen  = []byte("<![CDATA[")
+	cdataClose = []byte("]]>")
+)
+
+// parsePlain parses a decrypted push: the usual flat one (a text message,
+// a menu click) directly, anything else with wechat.ParseMessage.
+func parsePlain(body []byte) (*wechat.Message, error) {
+	if m, ok := parseFlatMessage(body); ok {
+		return m, nil
+	}
+	return wechat.ParseMessage(body)
+}
+
+// parseFlatMessage reads a push shaped as WeChat writes the common ones:
+// <xml>, then only elements of the fields setFlatField knows, once each,
+// each holding one CDATA section or plain ASCII text, and nothing but
+// white space around them. It yields what wechat.ParseMessage yields; any
+// other shape (entities, attributes, nesting, carriage returns, characters
+// XML does not allow, numbers with signs or spaces…) reports false and is
+// left to ParseMessage, so that every edge case keeps one reading.
+func parseFlatMessage(body []byte) (*wechat.Message, bool) {
+	b := trimXMLSpace(body)
+	if !bytes.HasPrefix(b, xmlOpen) {
+		return nil, false
+	}
+	b = b[len(xmlOpen):]
+	m := &wechat.Message{XMLName: xml.Name{Local: "xml"}}
+	var seen uint32
+	for {
+		b = trimXMLSpace(b)
+		if bytes.Equal(b, xmlClose) {
+			return m, true
+		}
+		if len(b) < 2 || b[0] != '<' {
+			return nil, false
+		}
+		end := bytes.IndexByte(b, '>')
+		if end < 2 {
+			return nil, false
+		}
+		name := b[1:end]
+		b = b[end+1:]
+		var value []byte
+		if bytes.HasPrefix(b, cdataOpen) {
+			rest := b[len(cdataOpen):]
+			stop := bytes.Index(rest, cdataClose)
+			if stop < 0 || !flatCDATA(rest[:stop]) {
+				return nil, false
+			}
+			value, b = rest[:stop], rest[stop+len(cdataClose):]
+		} else {
+			stop := 0
+			for stop < len(b) && flatTextByte[b[stop]] {
+				stop++
+			}
+			value, b = b[:stop], b[stop:]
+		}
+		if len(b) < len(name)+3 || b[0] != '<' || b[1] != '/' || !bytes.Equal(b[2:2+len(name)], name) || b[2+len(name)] != '>' {
+			return nil, false
+		}
+		b = b[3+len(name):]
+		bit, ok := setFlatField(m, name, value)
+		if !ok || seen&bit != 0 {
+			return nil, false
+		}
+		seen |= bit
+	}
+}
+
+// setFlatField stores value in the field of element name; it reports the
+// field's bit and false for an element it does not handle.
+func setFlatField(m *wechat.Message, name, value []byte) (uint32, bool) {
+	var ok bool
+	switch string(name) {
+	case "ToUserName":
+		m.ToUserName = string(value)
+		return 1 << 0, true
+	case "FromUserName":
+		m.FromUserName = string(value)
+		return 1 << 1, true
+	case "CreateTime":
+		m.CreateTime, ok = flatInt(value)
+		return 1 << 2, ok
+	case "MsgType":
+		m.MsgType = string(value)
+		return 1 << 3, true
+	case "MsgId":
+		m.MsgID, ok = flatInt(value)
+		return 1 << 4, ok
+	case "MsgDataId":
+		m.MsgDataID = string(value)
+		return 1 << 5, true
+	case "Idx":
+		m.Idx, ok = flatInt(value)
+		return 1 << 6, ok
+	case "Content":
+		m.Content = string(value)
+		return 1 << 7, true
+	case "Event":
+		m.Event = string(value)
+		return 1 << 8, true
+	case "EventKey":
+		m.EventKey = string(value)
+		return 1 << 9, true
+	}
+	return 0, false
+}
+
+// flatInt reads plain decimal digits, as encoding/xml reads them into an
+// int64; anything else (signs, spaces, overflow, nothing) is for the
+// decoder to judge.
+func flatInt(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 19 {
+		return 0, false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	return n, err == nil
+}
+
+// flatCDATA reports whether CDATA content reads back as it is: valid UTF-8
+// of characters XML allows, without the carriage returns a parser turns
+// into line feeds.
+func flatCDATA(v []byte) bool {
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(v[i:])
+		if r == utf8.RuneError && size == 1 || r > 0xD7FF && r < 0xE000 || r == 0xFFFE || r == 0xFFFF {
+			return false
+		}
+		i += size
+	}
+	return true
+}
+
+// flatTextByte marks the bytes plain element text may have on the direct
+// path: printable ASCII but markup and entities, tab and line feed.
+var flatTextByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '<' && c != '>' && c != '&' && c != ']'
+	}
+	t['\t'], t['\n'] = true, true
+	return t
+}()
+
+// trimXMLSpace drops the white space XML allows around elements.
+func trimXMLSpace(b []byte) []byte {
+	return bytes.Trim(b, " \t\n\r")
+}

@@ -29,6 +29,11 @@ type batcher struct {
 
 	insertStmts map[int]*sql.Stmt // the insert for n rows, prepared on first use
 	conn        *sql.Conn         // SQLite: the writer's own connection
+
+	// SQLite: checkpoints run beside the writer (see checkpointer).
+	checkpoints     chan struct{}
+	checkpointsDone chan struct{}
+	sinceCheckpoint int // rows committed since the last checkpoint was asked for
 }
 
 // Pending is a push handed to the writer. Done is closed once it is
@@ -70,6 +75,11 @@ func newBatcher(s *Store) *batcher {
 		done:        make(chan struct{}),
 		insertStmts: map[int]*sql.Stmt{},
 	}
+	if s.db.Dialect == db.SQLite {
+		b.checkpoints = make(chan struct{}, 1)
+		b.checkpointsDone = make(chan struct{})
+		go b.checkpointer()
+	}
 	go b.run()
 	return b
 }
@@ -107,6 +117,7 @@ func (b *batcher) close() {
 
 func (b *batcher) run() {
 	defer close(b.done)
+	defer b.stopCheckpoints()
 	defer b.closeStatements()
 	defer func() {
 		if b.conn != nil {
@@ -173,6 +184,7 @@ func (b *batcher) run() {
 		}
 		start := time.Now()
 		b.commit(batch)
+		b.committed(len(batch))
 		clear(batch)
 		idleFrom = time.Now()
 		lastCommit = idleFrom.Sub(start)
@@ -230,6 +242,59 @@ func (b *batcher) linger(batch *[]*Pending, maxBatch int, deadline time.Time, ga
 		timer.Stop()
 	}
 	return true
+}
+
+// checkpointRows is how many rows the writer commits between two requests
+// for a checkpoint: a few megabytes of write-ahead log.
+const checkpointRows = 1000
+
+// writerAutoCheckpoint is the write-ahead log size, in pages, at which the
+// writer's own connection checkpoints after a commit, as SQLite connections
+// do at 1000 by default: only a backstop here, reached when the checkpointer
+// cannot keep up (long readers), so that the log stays bounded.
+const writerAutoCheckpoint = 10000
+
+// checkpointer copies the write-ahead log back into the SQLite database on
+// a pooled connection of its own, whenever the writer has committed
+// checkpointRows rows. SQLite would otherwise do it inside the commit that
+// fills the log, with its writes and fsyncs, while every caller waits on
+// that commit; a PASSIVE checkpoint beside the writer blocks neither it nor
+// readers, and the log restarts from its beginning at the next commit after
+// a complete one.
+func (b *batcher) checkpointer() {
+	defer close(b.checkpointsDone)
+	for range b.checkpoints {
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		var busy, logPages, checkpointed int
+		// A failure (the database closing, a checkpoint already running)
+		// leaves the work to the next request or to the writer's backstop.
+		_ = b.store.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &checkpointed)
+		cancel()
+	}
+}
+
+// committed counts rows written and asks for a checkpoint every
+// checkpointRows of them, without waiting for one that is running.
+func (b *batcher) committed(rows int) {
+	if b.checkpoints == nil {
+		return
+	}
+	b.sinceCheckpoint += rows
+	if b.sinceCheckpoint < checkpointRows {
+		return
+	}
+	b.sinceCheckpoint = 0
+	select {
+	case b.checkpoints <- struct{}{}:
+	default:
+	}
+}
+
+func (b *batcher) stopCheckpoints() {
+	if b.checkpoints != nil {
+		close(b.checkpoints)
+		<-b.checkpointsDone
+	}
 }
 
 // drain appends the requests already queued, without waiting. It reports
@@ -389,10 +454,10 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 const insertColumnCount = 12
 
 // begin starts a batch transaction. On SQLite the writer keeps one
-// connection of its own with temp_store = MEMORY: a multi-row insert inside
+// connection of its own with temp_store = MEMORY (a multi-row insert inside
 // a transaction keeps a statement journal, by default in a temporary file,
 // which cost a file write per batch for data that never outlives the
-// statement.
+// statement) and leaves checkpoints to the checkpointer.
 func (b *batcher) begin(ctx context.Context) (*sql.Tx, error) {
 	if b.store.db.Dialect != db.SQLite {
 		return b.store.db.BeginTx(ctx, nil)
@@ -402,9 +467,11 @@ func (b *batcher) begin(ctx context.Context) (*sql.Tx, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := conn.ExecContext(ctx, `PRAGMA temp_store = MEMORY`); err != nil {
-			conn.Close()
-			return nil, err
+		for _, pragma := range []string{`PRAGMA temp_store = MEMORY`, `PRAGMA wal_autocheckpoint = ` + strconv.Itoa(writerAutoCheckpoint)} {
+			if _, err := conn.ExecContext(ctx, pragma); err != nil {
+				conn.Close()
+				return nil, err
+			}
 		}
 		b.conn = conn
 	}

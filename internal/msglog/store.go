@@ -32,7 +32,8 @@ type Options struct {
 // Record goes through a single writer goroutine that commits concurrent
 // inserts together (group commit): with SQLite's one write lock and a
 // commit per push, throughput would be bound by commits; batching shares one
-// commit among everyone waiting.
+// commit among everyone waiting. On SQLite the write-ahead log is
+// checkpointed beside the writer, so no caller waits on a checkpoint.
 type Store struct {
 	db       *db.DB
 	now      func() time.Time
