@@ -23,8 +23,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // Dialect is the SQL dialect of a database.
@@ -41,6 +41,8 @@ type DB struct {
 	Dialect Dialect
 	// URL is the database URL with its password masked, for display.
 	URL string
+	// rawURL is the URL with its password, for OpenListenerPool; never shown.
+	rawURL string
 }
 
 const acceptedURLs = "sqlite://relative/path.db, sqlite:///absolute/path.db or postgres://user:password@host:5432/dbname (postgresql:// also works)"
@@ -61,8 +63,8 @@ const (
 	postgresConnMaxLifetime = 30 * time.Minute
 	postgresPingTimeout     = 10 * time.Second
 
-	// SQLite in WAL mode lets readers run beside the single writer; more
-	// connections than this only queue on the write lock.
+	// SQLite in WAL mode lets readers run beside the single writer; writers
+	// queue on the file's write gate (sqlitegate.go).
 	sqliteMaxOpenConns = 8
 )
 
@@ -111,12 +113,10 @@ func openSQLite(ctx context.Context, rawURL, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("creating the directory of the SQLite database: %w", err)
 	}
-	sqlDB, err := sql.Open("sqlite", path+"?"+sqliteParams)
+	sqlDB, err := openSQLitePool(path, sqliteMaxOpenConns)
 	if err != nil {
-		return nil, fmt.Errorf("opening SQLite database %s: %w", path, err)
+		return nil, err
 	}
-	sqlDB.SetMaxOpenConns(sqliteMaxOpenConns)
-	sqlDB.SetMaxIdleConns(sqliteMaxOpenConns)
 
 	// journal_mode(WAL) fails silently on file systems without shared
 	// memory; without WAL, readers would block the writer.
@@ -151,7 +151,7 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", masked, err)
 	}
-	return &DB{DB: sqlDB, Dialect: Postgres, URL: masked}, nil
+	return &DB{DB: sqlDB, Dialect: Postgres, URL: masked, rawURL: rawURL}, nil
 }
 
 // scanTimesInUTC makes TIMESTAMPTZ values come back in UTC, as they do
@@ -189,4 +189,25 @@ func MaskURL(rawURL string) string {
 // keeps, so a time written and read back is equal on both dialects.
 func Timestamp(t time.Time) time.Time {
 	return t.UTC().Truncate(time.Microsecond)
+}
+
+// OpenListenerPool opens a pgx pool of one connection on d, a PostgreSQL
+// database, for LISTEN: database/sql cannot listen, and River wakes its
+// workers on a job insert through a notification instead of at its next
+// poll.
+func (d *DB) OpenListenerPool(ctx context.Context) (*pgxpool.Pool, error) {
+	if d.Dialect != Postgres {
+		return nil, fmt.Errorf("a LISTEN pool on a %s database", d.Dialect)
+	}
+	cfg, err := pgxpool.ParseConfig(d.rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("database URL %s: %w", d.URL, err)
+	}
+	cfg.MinConns = 0
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening a LISTEN connection to %s: %w", d.URL, err)
+	}
+	return pool, nil
 }

@@ -33,12 +33,13 @@
 // wxgate's columns in SQL: the texts differ in format.
 //
 // PostgreSQL: River works through the main *sql.DB with its database/sql
-// driver, in poll-only mode (no LISTEN connection): jobs inserted by this
-// process with Insert are picked up at once; jobs inserted with InsertTx
-// (River cannot tell when the caller commits) or by another instance, at
-// the next poll (PollInterval) unless the queue is busy and fetches anyway.
-// That poll is most of a send's latency at a low steady rate
-// (docs/benchmarks.md, "Push throughput").
+// driver, plus one pgx connection of its own for LISTEN (database/sql
+// cannot listen). A job inserted by any instance, with Insert or with
+// InsertTx once the caller commits, notifies every instance, whose workers
+// fetch it at once; PollInterval only bounds how late a missed notification
+// or a retry coming due is seen. Poll-only, a send waited for the next poll
+// at a low steady rate: a median of 425 ms (docs/benchmarks.md, "Push
+// throughput").
 //
 // River's schema is migrated by New (and Migrate) with rivermigrate: it is
 // idempotent, and on PostgreSQL instances starting together take turns
@@ -54,6 +55,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
@@ -136,10 +138,13 @@ type Queue struct {
 	// riverPool is River's own pool on SQLite, closed by Stop; nil on
 	// PostgreSQL, where River uses the main pool.
 	riverPool *sql.DB
-	logger    *slog.Logger
-	working   bool
-	stopOnce  sync.Once
-	stopErr   error
+	// listenPool holds River's LISTEN connection on PostgreSQL, closed by
+	// Stop; nil on SQLite.
+	listenPool *pgxpool.Pool
+	logger     *slog.Logger
+	working    bool
+	stopOnce   sync.Once
+	stopErr    error
 }
 
 // New migrates River's schema and builds the client. It does not start
@@ -169,14 +174,17 @@ func New(ctx context.Context, d *db.DB, opts Options) (*Queue, error) {
 		q.riverPool = pool
 		driver = riversqlite.New(pool)
 	case db.Postgres:
-		driver = riverdatabasesql.New(d.DB)
+		pool, err := d.OpenListenerPool(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+		q.listenPool = pool
+		driver = riverdatabasesql.NewWithPgxListener(d.DB, pool)
 	default:
 		return nil, fmt.Errorf("queue: unsupported database dialect %q", d.Dialect)
 	}
 	fail := func(err error) (*Queue, error) {
-		if q.riverPool != nil {
-			q.riverPool.Close()
-		}
+		q.closePools()
 		return nil, err
 	}
 
@@ -193,7 +201,6 @@ func New(ctx context.Context, d *db.DB, opts Options) (*Queue, error) {
 		SoftStopTimeout:   opts.StopTimeout,
 		JobTimeout:        opts.JobTimeout,
 		RetryPolicy:       opts.RetryPolicy,
-		PollOnly:          d.Dialect == db.Postgres,
 		// A job whose process died mid-run is retried after this. River's
 		// default (1 h) is far beyond WeChat's 10-minute client_msg_id
 		// window, so a send killed mid-call would risk a second delivery.
@@ -267,7 +274,7 @@ func (q *Queue) resumeOrphans(ctx context.Context) error {
 // Options.StopTimeout they finish normally, then their contexts are
 // cancelled (an interrupted job is retried later). If ctx ends first,
 // running jobs are cancelled at once. Stop then releases what New opened
-// (River's SQLite pool); the database stays the caller's. Later calls
+// (River's SQLite pool, its LISTEN connection on PostgreSQL); the database stays the caller's. Later calls
 // return the first one's result.
 func (q *Queue) Stop(ctx context.Context) error {
 	q.stopOnce.Do(func() { q.stopErr = q.stop(ctx) })
@@ -287,12 +294,23 @@ func (q *Queue) stop(ctx context.Context) error {
 			}
 		}
 	}
-	if q.riverPool != nil {
-		if cerr := q.riverPool.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("queue: closing River's SQLite pool: %w", cerr)
-		}
+	if cerr := q.closePools(); cerr != nil && err == nil {
+		err = cerr
 	}
 	return err
+}
+
+// closePools closes what New opened beside the caller's database.
+func (q *Queue) closePools() error {
+	if q.listenPool != nil {
+		q.listenPool.Close()
+	}
+	if q.riverPool != nil {
+		if err := q.riverPool.Close(); err != nil {
+			return fmt.Errorf("queue: closing River's SQLite pool: %w", err)
+		}
+	}
+	return nil
 }
 
 // Insert queues a job on its own. Use InsertTx when the job belongs to rows

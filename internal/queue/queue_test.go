@@ -404,3 +404,49 @@ func TestInsertOnly(t *testing.T) {
 type otherArgs struct{}
 
 func (otherArgs) Kind() string { return "queue_test.other" }
+
+// A committed job starts at once, not at the next poll: on PostgreSQL the
+// insert notifies every instance (LISTEN), including for a job another
+// instance inserted; on SQLite the inserting client wakes its own workers.
+// The poll here is an hour away, so a job that waited for it fails the test.
+func TestCommittedJobsStartWithoutWaitingForThePoll(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		t.Parallel()
+		b := setup(t, d, queue.Options{PollInterval: time.Hour})
+		ctx := waitCtx(t)
+		// River fetches once when it starts; let that pass first.
+		time.Sleep(200 * time.Millisecond)
+
+		tx, err := d.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := b.q.InsertTx(ctx, tx, testArgs{Name: "in-tx"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if row, err := b.q.WaitJob(ctx, res.Job.ID); err != nil || row.State != rivertype.JobStateCompleted {
+			t.Fatalf("a job committed after the start: %v %v", row, err)
+		}
+
+		if d.Dialect != db.Postgres {
+			return
+		}
+		other, err := queue.New(ctx, d, queue.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Stop(context.Background())
+		res, err = other.Insert(ctx, testArgs{Name: "from-another-instance"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row, err := b.q.WaitJob(ctx, res.Job.ID); err != nil || row.State != rivertype.JobStateCompleted {
+			t.Fatalf("a job another instance inserted: %v %v", row, err)
+		}
+	})
+}
