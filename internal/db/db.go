@@ -43,6 +43,9 @@ type DB struct {
 	URL string
 	// rawURL is the URL with its password, for OpenListenerPool; never shown.
 	rawURL string
+	// gate admits one writer at a time on SQLite (sqlitegate.go); nil on
+	// PostgreSQL.
+	gate *writeGate
 }
 
 const acceptedURLs = "sqlite://relative/path.db, sqlite:///absolute/path.db or postgres://user:password@host:5432/dbname (postgresql:// also works)"
@@ -113,7 +116,7 @@ func openSQLite(ctx context.Context, rawURL, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("creating the directory of the SQLite database: %w", err)
 	}
-	sqlDB, err := openSQLitePool(path, sqliteMaxOpenConns)
+	sqlDB, gate, err := openSQLitePool(path, sqliteMaxOpenConns)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +132,7 @@ func openSQLite(ctx context.Context, rawURL, path string) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("opening SQLite database %s: journal mode is %q, not WAL; put the file on a local file system", path, journalMode)
 	}
-	return &DB{DB: sqlDB, Dialect: SQLite, URL: rawURL}, nil
+	return &DB{DB: sqlDB, Dialect: SQLite, URL: rawURL, gate: gate}, nil
 }
 
 func openPostgres(ctx context.Context, rawURL string) (*DB, error) {

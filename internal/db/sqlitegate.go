@@ -28,6 +28,13 @@ import (
 // served, and SQLite's busy handler is left for other processes (a CLI
 // command beside `wxgate serve`). Reads do not take the gate; in WAL mode
 // they run beside the writer.
+//
+// Through *DB (BeginTx, ExecContext, QueryContext, QueryRowContext) a
+// writer takes the gate before it takes a connection from the pool, so the
+// writers waiting in line hold no connection: the writer at the front can
+// still read on the pool, and the pool stays free for readers. Users of the
+// bare *sql.DB (River, goose) take the gate in the driver, once they hold
+// a connection.
 
 // writeGateWait bounds the wait for the gate, as busy_timeout bounds the
 // wait for SQLite's lock, so that a writer that never finishes turns into
@@ -78,17 +85,99 @@ func (g *writeGate) acquire(ctx context.Context) error {
 
 func (g *writeGate) release() { g.sem.Release(1) }
 
+// A context carrying gateHeld tells the driver that the caller holds the
+// gate for this statement and gives it back itself.
+type gateHeldKey struct{}
+
+// A context carrying a *gateTicket hands the gate, already taken, to the
+// transaction the driver begins; the transaction gives it back when it
+// ends.
+type gateTicketKey struct{}
+
+type gateTicket struct {
+	gate    *writeGate
+	claimed bool // set by the driver's BeginTx, in the caller's goroutine
+}
+
+// A context carrying gateErrKey makes the driver fail the statement with
+// that error (a wait for the gate that failed before the statement ran).
+type gateErrKey struct{}
+
+func gateHeldIn(ctx context.Context) *writeGate {
+	g, _ := ctx.Value(gateHeldKey{}).(*writeGate)
+	return g
+}
+
+// BeginTx begins a transaction. On SQLite it waits for the write gate
+// before taking a connection.
+func (d *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	if d.gate == nil {
+		return d.DB.BeginTx(ctx, opts)
+	}
+	if err := d.gate.acquire(ctx); err != nil {
+		return nil, err
+	}
+	ticket := &gateTicket{gate: d.gate}
+	tx, err := d.DB.BeginTx(context.WithValue(ctx, gateTicketKey{}, ticket), opts)
+	if !ticket.claimed { // the driver never began it: the gate is still ours
+		d.gate.release()
+	}
+	return tx, err
+}
+
+// ExecContext runs a statement. On SQLite a statement that may write waits
+// for the write gate before taking a connection.
+func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if d.gate == nil || !isWriteStatement(query) {
+		return d.DB.ExecContext(ctx, query, args...)
+	}
+	if err := d.gate.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.gate.release()
+	return d.DB.ExecContext(context.WithValue(ctx, gateHeldKey{}, d.gate), query, args...)
+}
+
+// QueryContext runs a query, as ExecContext for one that may write
+// (INSERT … RETURNING).
+func (d *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if d.gate == nil || !isWriteStatement(query) {
+		return d.DB.QueryContext(ctx, query, args...)
+	}
+	if err := d.gate.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.gate.release()
+	return d.DB.QueryContext(context.WithValue(ctx, gateHeldKey{}, d.gate), query, args...)
+}
+
+// QueryRowContext runs a query expected to return one row, as
+// QueryContext.
+func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if d.gate == nil || !isWriteStatement(query) {
+		return d.DB.QueryRowContext(ctx, query, args...)
+	}
+	if err := d.gate.acquire(ctx); err != nil {
+		// Only database/sql makes a Row that carries an error: the driver
+		// returns this one as soon as it is asked to run the query.
+		return d.DB.QueryRowContext(context.WithValue(ctx, gateErrKey{}, err), query, args...)
+	}
+	defer d.gate.release()
+	return d.DB.QueryRowContext(context.WithValue(ctx, gateHeldKey{}, d.gate), query, args...)
+}
+
 // openSQLitePool opens a pool on the SQLite file at path whose writers go
-// through the file's write gate.
-func openSQLitePool(path string, maxConns int) (*sql.DB, error) {
+// through the file's write gate, which it returns.
+func openSQLitePool(path string, maxConns int) (*sql.DB, *writeGate, error) {
 	base, err := sqlite.NewConnector(path + "?" + sqliteParams)
 	if err != nil {
-		return nil, fmt.Errorf("opening SQLite database %s: %w", path, err)
+		return nil, nil, fmt.Errorf("opening SQLite database %s: %w", path, err)
 	}
-	pool := sql.OpenDB(gatedConnector{base: base, gate: writeGateFor(path)})
+	gate := writeGateFor(path)
+	pool := sql.OpenDB(gatedConnector{base: base, gate: gate})
 	pool.SetMaxOpenConns(maxConns)
 	pool.SetMaxIdleConns(maxConns)
-	return pool, nil
+	return pool, gate, nil
 }
 
 // OpenSQLitePool opens a second pool on the file of d, a SQLite database,
@@ -106,7 +195,7 @@ func (d *DB) OpenSQLitePool(ctx context.Context, maxConns int) (*sql.DB, error) 
 	if file == "" {
 		return nil, errors.New("the SQLite database has no file (in memory?)")
 	}
-	pool, err := openSQLitePool(file, maxConns)
+	pool, _, err := openSQLitePool(file, maxConns)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +272,10 @@ func (c *gatedConn) Unwrap() driver.Conn { return c.inner }
 // enter takes the gate for a statement outside a transaction when it may
 // write; the returned func gives it back.
 func (c *gatedConn) enter(ctx context.Context, write bool) (func(), error) {
-	if c.inTx || !write {
+	if err, ok := ctx.Value(gateErrKey{}).(error); ok {
+		return nil, err
+	}
+	if c.inTx || !write || gateHeldIn(ctx) == c.gate {
 		return func() {}, nil
 	}
 	if err := c.gate.acquire(ctx); err != nil {
@@ -221,7 +313,9 @@ func (c *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 	if err != nil {
 		return nil, err
 	}
-	if err := c.gate.acquire(ctx); err != nil {
+	if t, ok := ctx.Value(gateTicketKey{}).(*gateTicket); ok && t.gate == c.gate && !t.claimed {
+		t.claimed = true // taken by DB.BeginTx before it took this connection
+	} else if err := c.gate.acquire(ctx); err != nil {
 		return nil, err
 	}
 	tx, err := ic.BeginTx(ctx, opts)

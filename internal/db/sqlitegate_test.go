@@ -168,3 +168,75 @@ func TestIsWriteStatement(t *testing.T) {
 		}
 	}
 }
+
+// Writers queued for the gate hold no pool connection, so the writer at the
+// front can still read on the pool while it holds its transaction. (When
+// queued writers held connections, a writer that needed one more stalled
+// until they gave up: callbacks missed WeChat's deadline.)
+func TestWriteGateQueuedWritersLeaveThePoolFree(t *testing.T) {
+	d := openTestSQLite(t)
+
+	tx, err := d.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const queued = 3 * sqliteMaxOpenConns
+	var wg sync.WaitGroup
+	errs := make(chan error, queued)
+	for range queued {
+		wg.Go(func() {
+			tx, err := d.BeginTx(t.Context(), nil)
+			if err == nil {
+				_, err = tx.ExecContext(t.Context(), `UPDATE counter SET n = n + 1`)
+				if err == nil {
+					err = tx.Commit()
+				}
+			}
+			errs <- err
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // let them queue
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	var n int
+	if err := d.QueryRowContext(ctx, `SELECT n FROM counter`).Scan(&n); err != nil {
+		t.Fatalf("a read on the pool while %d writers queue: %v", queued, err)
+	}
+	if _, err := tx.ExecContext(t.Context(), `UPDATE counter SET n = n + 100`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if err := d.QueryRowContext(t.Context(), `SELECT n FROM counter`).Scan(&n); err != nil || n != 100+queued {
+		t.Errorf("n = %d (%v), want %d", n, err, 100+queued)
+	}
+}
+
+// A write through QueryRowContext that cannot get the gate reports why.
+func TestWriteGateQueryRowTimeout(t *testing.T) {
+	d := openTestSQLite(t)
+	gate := writeGateFor(mustFile(t, d))
+	old := gate.wait
+	gate.wait = 100 * time.Millisecond
+	t.Cleanup(func() { gate.wait = old })
+
+	tx, err := d.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var n int
+	err = d.QueryRowContext(t.Context(), `UPDATE counter SET n = 5 RETURNING n`).Scan(&n)
+	if !errors.Is(err, errWriteGateTimeout) {
+		t.Errorf("UPDATE … RETURNING while the gate is held: %v", err)
+	}
+}

@@ -365,6 +365,13 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 		unique = append(unique, i)
 	}
 
+	// Prepare before the transaction: preparing on the pool needs a free
+	// connection, and one that waits for it while holding SQLite's write
+	// lock can wait behind every writer queued for that lock.
+	stmt, err := b.insertStatement(ctx, len(unique))
+	if err != nil {
+		return nil, fmt.Errorf("msglog: prepare insert: %w", err)
+	}
 	tx, err := b.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("msglog: begin: %w", err)
@@ -386,7 +393,7 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 		args = append(args, e.Account, e.DedupKey, e.OpenID, e.MsgType, e.Event, msgID,
 			string(e.Fields), string(e.RawXML), db.Timestamp(e.ReceivedAt), string(e.Status), string(e.ReplyBody), handled)
 	}
-	rows, err := b.insert(ctx, tx, len(unique), args)
+	rows, err := tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("msglog: insert: %w", err)
 	}
@@ -484,21 +491,12 @@ func (b *batcher) begin(ctx context.Context) (*sql.Tx, error) {
 	return tx, err
 }
 
-// insert runs the multi-row insert for n rows with the statement prepared
-// for n (at most MaxBatch statements): parsing an insert of hundreds of
-// parameters costs more than running it. On SQLite the transaction is on
-// the writer's own connection, so after the first use of a size the
-// statement runs there without being parsed again.
-func (b *batcher) insert(ctx context.Context, tx *sql.Tx, n int, args []any) (*sql.Rows, error) {
-	stmt, err := b.insertStatement(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	return tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
-}
-
-// insertStatement returns the prepared multi-row insert for n rows,
-// preparing it on first use. Only the writer goroutine touches the cache.
+// insertStatement returns the prepared multi-row insert for n rows (at
+// most MaxBatch statements), preparing it on first use: parsing an insert
+// of hundreds of parameters costs more than running it. On SQLite the
+// transaction is on the writer's own connection, so after the first use of
+// a size the statement runs there without being parsed again. Only the
+// writer goroutine touches the cache.
 func (b *batcher) insertStatement(ctx context.Context, n int) (*sql.Stmt, error) {
 	if stmt := b.insertStmts[n]; stmt != nil {
 		return stmt, nil
