@@ -39,7 +39,10 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, a *account, i
 	if msgID == 0 {
 		msgID = m.JobMsgID
 	}
-	body := h.buildReply(r.Context(), a, m, now, start)
+	var body []byte
+	if !in.json {
+		body = h.buildReply(r.Context(), a, m, now, start)
+	}
 	entry := msglog.Entry{
 		Account:    a.cfg.Name,
 		DedupKey:   m.DedupKey(),

@@ -66,7 +66,7 @@ var (
 	errBodyTooLarge = &Error{http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
 		"the body is larger than callback.max_body_bytes — 请求体超过 callback.max_body_bytes 限制"}
 	errMalformedBody = &Error{http.StatusBadRequest, CodeMalformedBody,
-		"the body is not a WeChat push (an <xml> document with ToUserName, FromUserName, CreateTime and MsgType) — 请求体不是合法的微信推送 XML"}
+		"the body is not a WeChat push (an <xml> document, or for a Mini Program a JSON object, with ToUserName, FromUserName, CreateTime and MsgType) — 请求体不是合法的微信推送（XML，或小程序的 JSON）"}
 	errStorageUnavailable = &Error{http.StatusServiceUnavailable, CodeStorageUnavailable,
 		"the message could not be stored; check the database (see /readyz) — 消息无法写入数据库：请检查数据库（见 /readyz）"}
 )

@@ -19,13 +19,17 @@ import (
 // inbound is a push that passed every check.
 type inbound struct {
 	msg *wechat.Message
-	// raw is the push XML as WeChat wrote it, decrypted in encrypted modes.
+	// raw is the push (XML, or JSON) as WeChat wrote it, decrypted in
+	// encrypted modes.
 	raw []byte
 	// encrypted requests get encrypted replies, sealed with the key that
 	// opened the request and the request's nonce.
 	encrypted bool
 	keyIndex  int
 	nonce     string
+	// json: a Mini Program that chose the JSON data format. Such a push
+	// gets no passive reply ("success"): a Mini Program shows none.
+	json bool
 }
 
 // receive handles a push: open it, then dispatch it.
@@ -82,17 +86,23 @@ func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inb
 		outer   *wechat.Message
 		encrypt string
 	)
-	if a.mode == config.ModeSafe {
+	isJSON := looksLikeJSON(body)
+	if a.mode == config.ModeSafe && !isJSON {
 		encrypt, _ = safeEnvelope(body)
 	}
 	if encrypt == "" {
-		if outer, err = wechat.ParseMessage(body); err != nil {
+		if isJSON {
+			outer, err = wechat.ParseJSONMessage(body)
+		} else {
+			outer, err = wechat.ParseMessage(body)
+		}
+		if err != nil {
 			return nil, errMalformedBody
 		}
 		encrypt = outer.Encrypt
 	}
 
-	in := &inbound{nonce: nonce}
+	in := &inbound{nonce: nonce, json: isJSON}
 	if a.mode == config.ModePlaintext {
 		if outer.Encrypt != "" && outer.MsgType == "" {
 			// A safe-mode body: WeChat's console and wxgate disagree.
@@ -114,7 +124,12 @@ func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inb
 			}
 			return nil, errDecryptFailed
 		}
-		msg, err := parsePlain(plain)
+		var msg *wechat.Message
+		if isJSON {
+			msg, err = wechat.ParseJSONMessage(plain)
+		} else {
+			msg, err = parsePlain(plain)
+		}
 		if err != nil {
 			return nil, errMalformedBody
 		}
@@ -265,6 +280,13 @@ var (
 	cdataOpen  = []byte("<![CDATA[")
 	cdataClose = []byte("]]>")
 )
+
+// looksLikeJSON tells a Mini Program's JSON push from XML by its first
+// byte: the Content-Type WeChat sends is not reliable.
+func looksLikeJSON(body []byte) bool {
+	b := trimXMLSpace(body)
+	return len(b) > 0 && b[0] == '{'
+}
 
 // parsePlain parses a decrypted push: the usual flat one (a text message,
 // a menu click) directly, anything else with wechat.ParseMessage.

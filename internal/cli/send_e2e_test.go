@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -34,64 +35,17 @@ func TestSendEndToEnd(t *testing.T) {
 		appSec   = "e2e-secret-0123456789abcdef012345"
 		tplVisit = "Tm-NewVisitor-0000000000000000000000000001"
 	)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gatewayURL := "http://" + ln.Addr().String()
-	sim, err := wechatsim.New(wechatsim.Config{JobFinishDelay: 100 * time.Millisecond, Apps: []wechatsim.AppConfig{{
-		AppID: appID, AppSecret: appSec, Kind: wechatsim.KindOfficialAccount, CallbackURL: gatewayURL + "/wx/main", Token: "e2etoken",
-		Templates: []wechatsim.TemplateConfig{{ID: tplVisit, Title: "新客户访问提醒",
-			Content: "客户：{{thing1.DATA}}\n访问页面：{{thing2.DATA}}\n访问时间：{{time3.DATA}}"}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	simSrv := httptest.NewServer(sim.Handler())
-	t.Cleanup(simSrv.Close)
-
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Listen = ln.Addr().String()
-	cfg.PublicURL = gatewayURL
-	cfg.DatabaseURL = "sqlite://" + filepath.ToSlash(filepath.Join(dir, "wxgate.db"))
-	cfg.Accounts = []config.Account{{Name: "main", Kind: config.KindOfficialAccount, AppID: appID, AppSecret: appSec, Token: "e2etoken",
-		MessageMode: config.ModePlaintext, APIBaseURLs: []string{simSrv.URL}, TokenMode: config.TokenModeStable}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := startGateway(ctx, cfg, discardLogger(), gatewayOptions{listener: ln})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := gw.Wait(); err != nil {
-			t.Errorf("gateway stopped with %v", err)
-		}
+	e := startSendE2E(t, func(gatewayURL string) []wechatsim.AppConfig {
+		return []wechatsim.AppConfig{{
+			AppID: appID, AppSecret: appSec, Kind: wechatsim.KindOfficialAccount, CallbackURL: gatewayURL + "/wx/main", Token: "e2etoken",
+			Templates: []wechatsim.TemplateConfig{{ID: tplVisit, Title: "新客户访问提醒",
+				Content: "客户：{{thing1.DATA}}\n访问页面：{{thing2.DATA}}\n访问时间：{{time3.DATA}}"}},
+		}}
+	}, func(simURL string) []config.Account {
+		return []config.Account{{Name: "main", Kind: config.KindOfficialAccount, AppID: appID, AppSecret: appSec, Token: "e2etoken",
+			MessageMode: config.ModePlaintext, APIBaseURLs: []string{simURL}, TokenMode: config.TokenModeStable}}
 	})
-	key, _, err := auth.NewStore(gw.db, time.Now).Create(ctx, "e2e", auth.AllScopes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := func(method, path, body string, header ...string) (int, http.Header, []byte) {
-		t.Helper()
-		req, _ := http.NewRequest(method, gatewayURL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, b
-	}
+	sim, api, ctx := e.sim, e.api, e.ctx
 	must := func(status int, want int, body []byte) {
 		t.Helper()
 		if status != want {
@@ -260,9 +214,9 @@ func TestSendEndToEnd(t *testing.T) {
 	}
 
 	// wxgate send, beside the running gateway: preview, then send and wait.
-	cfgFile := filepath.Join(dir, "wxgate.yaml")
-	yaml := "database_url: " + cfg.DatabaseURL + "\naccounts:\n  - name: main\n    app_id: " + appID + "\n    app_secret: " + appSec +
-		"\n    token: e2etoken\n    message_mode: plaintext\n    api_base_urls: [" + simSrv.URL + "]\n"
+	cfgFile := filepath.Join(e.dir, "wxgate.yaml")
+	yaml := "database_url: " + e.databaseURL + "\naccounts:\n  - name: main\n    app_id: " + appID + "\n    app_secret: " + appSec +
+		"\n    token: e2etoken\n    message_mode: plaintext\n    api_base_urls: [" + e.simURL + "]\n"
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -294,6 +248,77 @@ func TestSendEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, tplVisit) || !strings.Contains(out, "new_visitor") {
 		t.Errorf("templates list: %d %s %s", code, out, errOut)
 	}
+}
+
+// sendE2E is the real gateway (`startGateway`, SQLite in a temporary
+// directory) in front of a simulator, and an API caller with a key of
+// every scope.
+type sendE2E struct {
+	sim         *wechatsim.Simulator
+	gatewayURL  string
+	simURL      string
+	databaseURL string
+	dir         string // the gateway's data directory
+	ctx         context.Context
+	api         func(method, path, body string, header ...string) (int, http.Header, []byte)
+}
+
+func startSendE2E(t *testing.T, apps func(gatewayURL string) []wechatsim.AppConfig, accounts func(simURL string) []config.Account) *sendE2E {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewayURL := "http://" + ln.Addr().String()
+	sim, err := wechatsim.New(wechatsim.Config{JobFinishDelay: 100 * time.Millisecond, Apps: apps(gatewayURL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	simSrv := httptest.NewServer(sim.Handler())
+	t.Cleanup(simSrv.Close)
+
+	cfg := config.Default()
+	cfg.Listen = ln.Addr().String()
+	cfg.PublicURL = gatewayURL
+	dir := t.TempDir()
+	cfg.DatabaseURL = "sqlite://" + filepath.ToSlash(filepath.Join(dir, "wxgate.db"))
+	cfg.Accounts = accounts(simSrv.URL)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gw, err := startGateway(ctx, cfg, discardLogger(), gatewayOptions{listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := gw.Wait(); err != nil {
+			t.Errorf("gateway stopped with %v", err)
+		}
+	})
+	key, _, err := auth.NewStore(gw.db, time.Now).Create(ctx, "e2e", auth.AllScopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := func(method, path, body string, header ...string) (int, http.Header, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, gatewayURL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, b
+	}
+	return &sendE2E{sim: sim, gatewayURL: gatewayURL, simURL: simSrv.URL, databaseURL: cfg.DatabaseURL, dir: dir, ctx: ctx, api: api}
 }
 
 type e2eMessage struct {
@@ -341,4 +366,66 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// A mini program whose message push uses the JSON data format in safe
+// mode, end to end: the phone accepts the subscription popup (the grant
+// arrives as an encrypted JSON push), a subscription message is sent to
+// it, and WeChat's subscribe_msg_sent_event receipt, also JSON, turns the
+// recipient delivered.
+func TestMiniProgramJSONReceiptEndToEnd(t *testing.T) {
+	t.Parallel()
+	const (
+		mpID    = "wx0000000000e2emp1"
+		mpSec   = "e2e-mp-secret-0123456789abcdef0123"
+		mpKey   = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+		tplShip = "Sb-Shipped-000000000000000000000000000001"
+	)
+	e := startSendE2E(t, func(gatewayURL string) []wechatsim.AppConfig {
+		return []wechatsim.AppConfig{{
+			AppID: mpID, AppSecret: mpSec, Kind: wechatsim.KindMiniProgram, CallbackURL: gatewayURL + "/wx/shop", Token: "mptoken",
+			EncodingAESKey: mpKey, Mode: wechatsim.ModeSafe, DataFormat: wechatsim.DataFormatJSON,
+			Templates: []wechatsim.TemplateConfig{{ID: tplShip, Title: "订单发货", Content: "订单号：{{character_string1.DATA}}\n商品：{{thing2.DATA}}"}},
+		}}
+	}, func(simURL string) []config.Account {
+		return []config.Account{{Name: "shop", Kind: config.KindMiniProgram, AppID: mpID, AppSecret: mpSec, Token: "mptoken",
+			EncodingAESKey: mpKey, MessageMode: config.ModeSafe, APIBaseURLs: []string{simURL}}}
+	})
+	buyer, err := e.sim.CreateUser(e.ctx, wechatsim.CreateUserRequest{AppID: mpID, Name: "买家"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.sim.Act(e.ctx, buyer.OpenID, wechatsim.Action{Type: wechatsim.ActionSubscribePopup, TemplateIDs: []string{tplShip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := res.Delivery; d == nil || d.Outcome != wechatsim.OutcomeNoReply || !strings.HasPrefix(d.Body, `{"ToUserName":`) {
+		t.Fatalf("the popup push: %+v", d)
+	}
+
+	status, _, body := e.api("POST", "/api/v1/templates/sync", `{"account":"shop"}`)
+	if status != http.StatusOK {
+		t.Fatalf("templates sync: %d %s", status, body)
+	}
+	send := `{"account":"shop","channel":"mp_subscribe","to":{"openids":["` + buyer.OpenID + `"]},"template":"` + tplShip + `",
+	  "data":{"character_string1":"8812","thing2":"咖啡豆"},"page":"pages/order?id=8812"}`
+	status, _, body = e.api("POST", "/api/v1/messages", send)
+	if status != http.StatusAccepted {
+		t.Fatalf("send: %d %s", status, body)
+	}
+	var accepted struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(body, &accepted)
+	m := waitStatus(t, e.api, accepted.ID, "delivered")
+	deliveries := e.sim.Deliveries(mpID, buyer.OpenID)
+	var receipt *wechatsim.Delivery
+	for i := range deliveries {
+		if deliveries[i].Event == "subscribe_msg_sent_event" {
+			receipt = &deliveries[i]
+		}
+	}
+	if receipt == nil || receipt.Outcome != wechatsim.OutcomeNoReply || !strings.Contains(receipt.XML, fmt.Sprintf(`"MsgID":%d`, m.Recipients[0].MsgID)) {
+		t.Errorf("the receipt push (msgid %d): %+v", m.Recipients[0].MsgID, receipt)
+	}
 }

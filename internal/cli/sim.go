@@ -32,6 +32,7 @@ func runSim(ctx context.Context, env Env, args []string) error {
 	token := fs.String("token", "", "the app's Token (令牌)")
 	aesKey := fs.String("encoding-aes-key", "", "the app's EncodingAESKey (消息加解密密钥)")
 	mode := fs.String("mode", "plaintext", "plaintext, compatible or safe")
+	dataFormat := fs.String("data-format", "xml", "xml, or json for a mini program (数据格式)")
 	openPlatform := fs.String("open-platform", "", "Open Platform group: apps in the same group share unionids")
 	stateFile := fs.String("state", "", "keep the simulator's state in this JSON file across restarts")
 	logLevel := fs.String("log-level", "info", "debug|info|warn|error")
@@ -48,7 +49,7 @@ func runSim(ctx context.Context, env Env, args []string) error {
 	}
 	if *appID != "" {
 		apps = append(apps, wechatsim.AppConfig{AppID: *appID, AppSecret: *appSecret, Kind: *kind,
-			CallbackURL: *callbackURL, Token: *token, EncodingAESKey: *aesKey, Mode: *mode, OpenPlatform: *openPlatform})
+			CallbackURL: *callbackURL, Token: *token, EncodingAESKey: *aesKey, Mode: *mode, DataFormat: *dataFormat, OpenPlatform: *openPlatform})
 	}
 	if len(apps) == 0 && *stateFile == "" {
 		return usageErrorf("declare at least one app with --app-id and --app-secret, or --apps FILE (请声明至少一个应用)\n  wxgate sim %s", simUsage)

@@ -3,6 +3,7 @@ package wechatsim
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -132,7 +133,12 @@ func (s *Simulator) deliver(ctx context.Context, appID string, msg *wechat.Messa
 		return d, nil
 	}
 	d.Mode = target.app.Mode
-	plain := encodePush(msg)
+	var plain []byte
+	if target.app.DataFormat == DataFormatJSON {
+		plain = encodePushJSON(msg)
+	} else {
+		plain = encodePush(msg)
+	}
 	d.XML = string(plain)
 	if target.app.CallbackURL == "" {
 		d.Outcome = OutcomeNoCallback
@@ -182,6 +188,50 @@ func encodePush(msg *wechat.Message) []byte {
 	return append(result, out[end:]...)
 }
 
+// encodePushJSON renders a push in a mini program's JSON data format: the
+// XML's element names as keys, numbers as numbers, and the List of a
+// subscription-message event at the top level, an object when it holds one
+// item and an array otherwise (protocol doc §3).
+func encodePushJSON(msg *wechat.Message) []byte {
+	raw, err := json.Marshal(msg)
+	if err != nil {
+		return []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var fields map[string]any
+	if err := dec.Decode(&fields); err != nil {
+		return []byte("{}")
+	}
+	for _, container := range []string{"SubscribeMsgPopupEvent", "SubscribeMsgChangeEvent", "SubscribeMsgSentEvent"} {
+		ev, ok := fields[container].(map[string]any)
+		if !ok {
+			continue
+		}
+		delete(fields, container)
+		items, _ := ev["List"].([]any)
+		if container == "SubscribeMsgSentEvent" {
+			for _, it := range items {
+				if m, ok := it.(map[string]any); ok {
+					if _, has := m["ErrorCode"]; !has {
+						m["ErrorCode"] = 0 // written for a success too
+					}
+				}
+			}
+		}
+		if len(items) == 1 {
+			fields["List"] = items[0]
+		} else {
+			fields["List"] = items
+		}
+	}
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return []byte("{}")
+	}
+	return out
+}
+
 // pushBody renders the body for the app's mode: plain XML, plain XML plus
 // Encrypt (compatible) or ToUserName plus Encrypt (safe). A fresh random
 // prefix is used per push, and the same bytes are re-sent on retries.
@@ -196,10 +246,33 @@ func (s *Simulator) pushBody(target deliveryTarget, msg *wechat.Message, plain [
 	if err != nil {
 		return nil, "", fmt.Errorf("encrypt push: %w", err)
 	}
+	if target.app.DataFormat == DataFormatJSON {
+		return jsonPushBody(target.app.Mode, plain, msg.ToUserName, encrypted), encrypted, nil
+	}
 	if target.app.Mode == ModeCompatible {
 		return wechat.CompatibleModeBody(plain, encrypted), encrypted, nil
 	}
 	return wechat.SafeModeBody(msg.ToUserName, encrypted), encrypted, nil
+}
+
+// jsonPushBody is the JSON form of an encrypted push: the plain fields
+// plus Encrypt in compatible mode, ToUserName and Encrypt in safe mode.
+func jsonPushBody(mode string, plain []byte, toUser, encrypted string) []byte {
+	if mode == ModeCompatible {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(plain, &fields); err == nil {
+			enc, _ := json.Marshal(encrypted)
+			fields["Encrypt"] = enc
+			if out, err := json.Marshal(fields); err == nil {
+				return out
+			}
+		}
+	}
+	out, _ := json.Marshal(struct {
+		ToUserName string
+		Encrypt    string
+	}{toUser, encrypted})
+	return out
 }
 
 // pushURL builds the callback URL with WeChat's query, in WeChat's order:
@@ -240,7 +313,7 @@ func (s *Simulator) post(ctx context.Context, target deliveryTarget, d *Delivery
 			d.URL = endpoint
 		}
 		start := time.Now()
-		answer, status, err := s.postOnce(ctx, endpoint, body)
+		answer, status, err := s.postOnce(ctx, endpoint, body, target.app.DataFormat == DataFormatJSON)
 		att := Attempt{N: n, Status: status, DurationMS: float64(time.Since(start).Microseconds()) / 1000}
 		if err != nil {
 			att.Error = err.Error()
@@ -256,14 +329,18 @@ func (s *Simulator) post(ctx context.Context, target deliveryTarget, d *Delivery
 	return nil, 0
 }
 
-func (s *Simulator) postOnce(ctx context.Context, endpoint string, body []byte) ([]byte, int, error) {
+func (s *Simulator) postOnce(ctx context.Context, endpoint string, body []byte, isJSON bool) ([]byte, int, error) {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.CallbackTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, 0, fmt.Errorf("build request: %w", err)
 	}
-	req.Header.Set("Content-Type", "text/xml")
+	if isJSON {
+		req.Header.Set("Content-Type", "application/json")
+	} else {
+		req.Header.Set("Content-Type", "text/xml")
+	}
 	req.Header.Set("User-Agent", "Mozilla/4.0")
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -304,6 +381,10 @@ func (s *Simulator) interpret(target deliveryTarget, d *Delivery, msg *wechat.Me
 	case kind == pushSilent:
 		d.Outcome = OutcomeIgnored
 		return nil, nil
+	case target.app.DataFormat == DataFormatJSON:
+		// A mini program's only passive reply is a hand-over to customer
+		// service, which the simulator does not model.
+		return fail(AlarmInvalidReply, "回复无效 invalid reply: a mini program push in JSON format takes \"success\" or an empty answer")
 	}
 	plain, err := openReply(target, answer)
 	if err != nil {

@@ -2,6 +2,8 @@ package wechatsim
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +327,58 @@ func TestEmptyEncryptedReply(t *testing.T) {
 	}
 	if alarms := b.sim.Alarms(testOA); len(alarms) != 0 {
 		t.Fatalf("alarms %+v, want none", alarms)
+	}
+}
+
+// A mini program with the JSON data format gets its pushes as WeChat writes
+// them: application/json, {"ToUserName","Encrypt"} in safe mode, and in the
+// plain JSON a subscription event's List at the top level (an object for
+// one item) with the 64-bit MsgID as a number and ErrorCode 0 written out.
+func TestMiniProgramJSONPushes(t *testing.T) {
+	t.Parallel()
+	var recv *receiver
+	b := setup(t, func(o *setupOptions) {
+		o.configure = func(c *Config) {
+			recv = newReceiver(t, testMP, testToken, testAESKey)
+			mp := &c.Apps[1]
+			mp.CallbackURL, mp.Token, mp.EncodingAESKey, mp.Mode, mp.DataFormat = recv.srv.URL+"/wx/mp", testToken, testAESKey, ModeSafe, DataFormatJSON
+		}
+	})
+	u := b.user(t, testMP, false)
+	b.act(t, u.OpenID, Action{Type: ActionSubscribePopup, TemplateIDs: []string{tmplMPSub}})
+	p := recv.waitEvent(t, wechat.EventSubscribeMsgPopup)
+	if p.Err != "" {
+		t.Fatalf("popup push: %s", p.Err)
+	}
+	var envelope map[string]any
+	if err := json.Unmarshal(p.Body, &envelope); err != nil || len(envelope) != 2 || envelope["ToUserName"] != "gh_mp0000000001" || envelope["Encrypt"] == "" {
+		t.Errorf("safe-mode JSON body: %s (%v)", p.Body, err)
+	}
+	var popup map[string]any
+	if err := json.Unmarshal(p.Plain, &popup); err != nil {
+		t.Fatalf("plain popup: %s (%v)", p.Plain, err)
+	}
+	if item, ok := popup["List"].(map[string]any); !ok || item["TemplateId"] != tmplMPSub || item["SubscribeStatusString"] != "accept" || popup["SubscribeMsgPopupEvent"] != nil {
+		t.Errorf("popup JSON: %s", p.Plain)
+	}
+
+	tok := b.token(t, testMP, testMPSecret)
+	body := templateBody(u.OpenID, tmplMPSub, map[string]string{"name1": "王五", "time2": "2026-01-15 15:00"})
+	a := b.post(t, "/cgi-bin/message/subscribe/send", tq(tok), body)
+	wantErrcode(t, a, 0)
+	p = recv.waitEvent(t, wechat.EventSubscribeMsgSent)
+	if p.Err != "" {
+		t.Fatalf("sent push: %s", p.Err)
+	}
+	if sent := p.Msg.SubscribeMsgSentEvent; sent == nil || len(sent.List) != 1 || sent.List[0].MsgID != a.int("msgid") || sent.List[0].ErrorStatus != "success" {
+		t.Errorf("sent event: %s", p.Plain)
+	}
+	if want := fmt.Sprintf(`"MsgID":%d`, a.int("msgid")); !strings.Contains(string(p.Plain), want) || !strings.Contains(string(p.Plain), `"ErrorCode":0`) {
+		t.Errorf("sent JSON lacks %s or ErrorCode 0: %s", want, p.Plain)
+	}
+
+	oa := AppConfig{AppID: "wxjsonoa000000001", AppSecret: "s", DataFormat: DataFormatJSON}
+	if err := b.sim.AddApp(oa); ErrorCodeOf(err) != CodeInvalid {
+		t.Errorf("an official account with data_format json: %v", err)
 	}
 }

@@ -85,12 +85,15 @@ type AppConfig struct {
 	// OpenPlatform names the Open Platform account the app is bound to: apps
 	// of the same group share unionids; empty means no unionid is returned.
 	OpenPlatform string `json:"open_platform,omitempty" yaml:"open_platform"`
-	// Server configuration (开发 → 基本配置 → 服务器配置), data format XML.
+	// Server configuration (开发 → 基本配置 → 服务器配置).
 	CallbackURL    string `json:"callback_url,omitempty" yaml:"callback_url"`
 	Token          string `json:"token,omitempty" yaml:"token"`
 	EncodingAESKey string `json:"encoding_aes_key,omitempty" yaml:"encoding_aes_key"`
 	// Mode is plaintext (default), compatible or safe.
 	Mode string `json:"mode,omitempty" yaml:"mode"`
+	// DataFormat is the format of pushes: xml (default) or, for a mini
+	// program, json (数据格式, a choice WeChat offers mini programs only).
+	DataFormat string `json:"data_format,omitempty" yaml:"data_format"`
 	// IPWhitelist lists IPs or CIDRs allowed to fetch tokens; empty allows all.
 	IPWhitelist []string `json:"ip_whitelist,omitempty" yaml:"ip_whitelist"`
 	// Templates are preloaded: template messages for an official account
@@ -117,6 +120,12 @@ type TemplateConfig struct {
 	PrimaryIndustry string `json:"primary_industry,omitempty" yaml:"primary_industry"`
 	DeputyIndustry  string `json:"deputy_industry,omitempty" yaml:"deputy_industry"`
 }
+
+// Data formats of pushes.
+const (
+	DataFormatXML  = "xml"
+	DataFormatJSON = "json"
+)
 
 // Template kinds.
 const (
@@ -372,6 +381,17 @@ func (s *Simulator) prepareApp(cfg *AppConfig) error {
 	case ModePlaintext, ModeCompatible, ModeSafe:
 	default:
 		return errorf(CodeInvalid, "消息模式无效 mode %q: want plaintext, compatible or safe", cfg.Mode)
+	}
+	switch cfg.DataFormat {
+	case "":
+		cfg.DataFormat = DataFormatXML
+	case DataFormatXML:
+	case DataFormatJSON:
+		if cfg.Kind != KindMiniProgram {
+			return errorf(CodeInvalid, "只有小程序可选择 JSON 数据格式 data_format json is for mini programs; official accounts push XML")
+		}
+	default:
+		return errorf(CodeInvalid, "数据格式无效 data_format %q: want xml or json", cfg.DataFormat)
 	}
 	if cfg.OriginalID == "" {
 		cfg.OriginalID = newOriginalID()

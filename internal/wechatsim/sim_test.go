@@ -138,13 +138,18 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 
 func (r *receiver) open(req *http.Request, body []byte) ([]byte, *wechat.Message, string) {
 	q := req.URL.Query()
-	if ct := req.Header.Get("Content-Type"); ct != "text/xml" {
+	parse := wechat.ParseMessage
+	switch ct := req.Header.Get("Content-Type"); ct {
+	case "text/xml":
+	case "application/json": // a mini program with the JSON data format
+		parse = wechat.ParseJSONMessage
+	default:
 		return nil, nil, "content type " + ct
 	}
 	if !wechat.VerifySignature(r.token, q.Get("timestamp"), q.Get("nonce"), q.Get("signature")) {
 		return nil, nil, "bad signature"
 	}
-	env, err := wechat.ParseMessage(body)
+	env, err := parse(body)
 	if err != nil {
 		return nil, nil, "parse: " + err.Error()
 	}
@@ -161,7 +166,7 @@ func (r *receiver) open(req *http.Request, body []byte) ([]byte, *wechat.Message
 			return nil, nil, "decrypt: " + err.Error()
 		}
 	}
-	msg, err := wechat.ParseMessage(plain)
+	msg, err := parse(plain)
 	if err != nil {
 		return nil, nil, "parse plain: " + err.Error()
 	}
