@@ -20,17 +20,16 @@
 // SQLite: River gets a separate *sql.DB on the same file limited to one
 // connection, as River's SQLite driver recommends (its background
 // services would otherwise contend with each other for the write lock).
-// That pool uses the connection options of the main pool (WAL,
-// busy_timeout, immediate transactions, times written in UTC), so the two
-// pools wait for each other's write lock instead of failing with
-// SQLITE_BUSY. InsertTx takes a transaction of the main pool: River then
-// writes through that transaction's connection, not its own pool.
-// Inside such a transaction never call Insert (without Tx): it would wait
-// on River's pool for the write lock the transaction holds, until the
-// busy timeout. River formats the times of its own tables itself
-// ("2006-01-02 15:04:05.000", UTC, whatever the connection's
-// _time_format), so on SQLite do not compare river_job times with
-// wxgate's columns in SQL: the texts differ in format.
+// That pool has the connection options of the main pool (WAL, busy_timeout,
+// immediate transactions, times written in UTC) and shares its write gate
+// (internal/db), so River's writers and wxgate's take turns in one line.
+// InsertTx takes a transaction of the main pool: River then writes through
+// that transaction's connection, not its own pool. Inside such a
+// transaction never call Insert (without Tx): it would wait for the write
+// gate the transaction holds, until the gate's timeout. River formats the
+// times of its own tables itself ("2006-01-02 15:04:05.000", UTC, whatever
+// the connection's _time_format), so on SQLite do not compare river_job
+// times with wxgate's columns in SQL: the texts differ in format.
 //
 // PostgreSQL: River works through the main *sql.DB with its database/sql
 // driver, plus one pgx connection of its own for LISTEN (database/sql
