@@ -55,6 +55,7 @@ type recipientRow struct {
 	fallback  bool
 	grantID   sql.NullInt64
 	attempts  int
+	inFlight  bool // a call that WeChat does not de-duplicate was under way
 	payload   payload
 }
 
@@ -64,9 +65,11 @@ func (s *Service) loadRecipient(ctx context.Context, id int64) (*recipientRow, e
 		main, fb sql.NullString
 	)
 	err := s.db.QueryRowContext(ctx, `
-SELECT r.id, r.message_id, r.seq, r.account, r.openid, r.channel, r.status, r.fallback, r.grant_id, r.attempts, m.payload, m.fallback_payload
+SELECT r.id, r.message_id, r.seq, r.account, r.openid, r.channel, r.status, r.fallback, r.grant_id, r.attempts,
+    r.in_flight_at IS NOT NULL, m.payload, m.fallback_payload
 FROM push_recipients r JOIN push_messages m ON m.id = r.message_id WHERE r.id = $1`, id).Scan(
-		&r.id, &r.messageID, &r.seq, &r.account, &r.openid, &r.channel, &r.status, &r.fallback, &r.grantID, &r.attempts, &main, &fb)
+		&r.id, &r.messageID, &r.seq, &r.account, &r.openid, &r.channel, &r.status, &r.fallback, &r.grantID, &r.attempts,
+		&r.inFlight, &main, &fb)
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +105,22 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		}
 		return river.JobCancel(err)
 	}
+	once := !deduplicatedByWeChat(r.payload.Channel)
+	if once && r.inFlight {
+		// The process stopped during the call: WeChat may have delivered
+		// the message and would deliver it again.
+		if err := s.markFailedAs(ctx, r, 0, ReasonOutcomeUnknown, outcomeUnknownMsg+" (the gateway stopped during the call)", false); err != nil {
+			return err
+		}
+		return river.JobCancel(errors.New("push: outcome of an interrupted call unknown; not sent again"))
+	}
 	if err := s.limits.wait(ctx, r.account); err != nil {
 		return err
+	}
+	if once {
+		if err := s.setInFlight(ctx, r); err != nil {
+			return err
+		}
 	}
 	callCtx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	msgID, err := s.call(callCtx, client, r)
@@ -112,6 +129,40 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		return s.markSent(ctx, r, msgID)
 	}
 	return s.handleFailure(ctx, job, r, err)
+}
+
+// ReasonOutcomeUnknown is the reason of a recipient whose call may have
+// reached WeChat without an answer, on a channel WeChat does not
+// de-duplicate: wxgate does not send it again.
+const ReasonOutcomeUnknown = "outcome_unknown"
+
+const outcomeUnknownMsg = "the request reached WeChat but no answer came; WeChat has no anti-replay for subscription and customer-service messages, so it is not sent again to avoid a duplicate — 请求已发出但未收到微信应答；订阅消息和客服消息没有防重机制，为免重复，不再重发"
+
+// deduplicatedByWeChat tells the channels whose sends WeChat
+// de-duplicates (template messages, by client_msg_id within 10 minutes):
+// those are retried whatever happened to the previous call. On the others
+// a call that may have arrived is never repeated.
+func deduplicatedByWeChat(channel string) bool { return channel == ChannelTemplate }
+
+// setInFlight marks the recipient's call as under way, committed before
+// the call, so that a crash during it is recognised (Work).
+func (s *Service) setInFlight(ctx context.Context, r *recipientRow) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE push_recipients SET in_flight_at = $1 WHERE id = $2 AND status = $3`,
+		s.stamp(), r.id, StatusQueued); err != nil {
+		return fmt.Errorf("push: mark recipient %d in flight: %w", r.id, err)
+	}
+	return nil
+}
+
+// clearInFlight forgets a call that never left (cut short by a shutdown
+// before its request was written), so the next run sends it.
+func (s *Service) clearInFlight(ctx context.Context, r *recipientRow) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.db.ExecContext(ctx, `UPDATE push_recipients SET in_flight_at = NULL WHERE id = $1`, r.id); err != nil {
+		return fmt.Errorf("push: clear in-flight mark of recipient %d: %w", r.id, err)
+	}
+	return nil
 }
 
 // call sends one recipient on its channel.
@@ -170,7 +221,19 @@ func (s *Service) handleFailure(ctx context.Context, job *river.Job[SendArgs], r
 		now := s.now()
 		return river.JobSnooze(now.Truncate(time.Minute).Add(time.Minute).Sub(now) + time.Duration(rand.IntN(1000))*time.Millisecond)
 	case errors.Is(callErr, context.Canceled) && ctx.Err() != nil:
-		return callErr // shutting down: River runs the job again later
+		// Shutting down: River runs the job again later, which on a channel
+		// WeChat does not de-duplicate fails it unless the call never left.
+		if !deduplicatedByWeChat(r.payload.Channel) && !wechat.OutcomeUnknown(callErr) {
+			if err := s.clearInFlight(ctx, r); err != nil {
+				return errors.Join(callErr, err)
+			}
+		}
+		return callErr
+	case !deduplicatedByWeChat(r.payload.Channel) && wechat.OutcomeUnknown(callErr):
+		if err := s.markFailedAs(ctx, r, 0, ReasonOutcomeUnknown, outcomeUnknownMsg+": "+reason, false); err != nil {
+			return err
+		}
+		return river.JobCancel(callErr)
 	}
 	class := wechat.ClassOf(callErr)
 	if class == wechat.ClassRetryable || class == wechat.ClassTokenInvalid {
@@ -215,8 +278,8 @@ var beijing = time.FixedZone("CST", 8*3600)
 
 // noteAttempt records a failed attempt that will be retried.
 func (s *Service) noteAttempt(ctx context.Context, r *recipientRow, code int, reason string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE push_recipients SET attempts = attempts + 1, errcode = $1, errmsg = $2, updated_at = $3
-WHERE id = $4 AND status = $5`, nullCode(code), reason, s.stamp(), r.id, StatusQueued)
+	_, err := s.db.ExecContext(ctx, `UPDATE push_recipients SET attempts = attempts + 1, errcode = $1, errmsg = $2, updated_at = $3,
+    in_flight_at = NULL WHERE id = $4 AND status = $5`, nullCode(code), reason, s.stamp(), r.id, StatusQueued)
 	if err != nil {
 		return fmt.Errorf("push: record attempt of recipient %d: %w", r.id, err)
 	}
@@ -251,7 +314,7 @@ func (s *Service) markSent(ctx context.Context, r *recipientRow, msgID int64) er
 	// The row comes back as the message.sent event carries it: one round
 	// trip less per send than reading it again.
 	sentEvent, err := scanEvent(tx.QueryRowContext(ctx, `UPDATE push_recipients SET status = $1, msgid = $2, sent_at = $3, updated_at = $3,
-    attempts = attempts + 1, errcode = NULL, errmsg = '' WHERE id = $4 AND status = $5 RETURNING `+eventColumns,
+    attempts = attempts + 1, errcode = NULL, errmsg = '', in_flight_at = NULL WHERE id = $4 AND status = $5 RETURNING `+eventColumns,
 		StatusSent, msg, now, r.id, StatusQueued), r.account)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // no longer queued
@@ -302,6 +365,12 @@ func (s *Service) markSent(ctx context.Context, r *recipientRow, msgID int64) er
 // its subscription grant back (the send failed for another reason than the
 // grant itself).
 func (s *Service) markFailed(ctx context.Context, r *recipientRow, code int, reason string, releaseGrant bool) error {
+	return s.markFailedAs(ctx, r, code, failReason(code), reason, releaseGrant)
+}
+
+// markFailedAs is markFailed with the reason for programs given (errmsg is
+// the one for people).
+func (s *Service) markFailedAs(ctx context.Context, r *recipientRow, code int, reason, errmsg string, releaseGrant bool) error {
 	now := s.stamp()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -309,8 +378,8 @@ func (s *Service) markFailed(ctx context.Context, r *recipientRow, code int, rea
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `UPDATE push_recipients SET status = $1, errcode = $2, errmsg = $3, reason = $4, done_at = $5, updated_at = $5,
-    attempts = attempts + 1 WHERE id = $6 AND status = $7`,
-		StatusFailed, nullCode(code), reason, failReason(code), now, r.id, StatusQueued)
+    attempts = attempts + 1, in_flight_at = NULL WHERE id = $6 AND status = $7`,
+		StatusFailed, nullCode(code), errmsg, reason, now, r.id, StatusQueued)
 	if err != nil {
 		return fmt.Errorf("push: mark recipient %d failed: %w", r.id, err)
 	}

@@ -26,8 +26,10 @@ package wechat
 // Failover. A call goes to the first base URL that is not cooling down.
 // A transport error (connection refused, reset, timeout) or an HTTP 5xx
 // marks that URL down for FailoverCooldown and the same request, with
-// the same buffered body, goes to the next URL. An errcode is WeChat's
-// answer and never causes failover. Once the cool-down has passed the
+// the same buffered body, goes to the next URL, except for a call WeChat
+// does not de-duplicate whose request may have arrived (see
+// OutcomeUnknown). An errcode is WeChat's answer and never causes
+// failover. Once the cool-down has passed the
 // primary is tried first again. When every URL is cooling down they are
 // all tried in order anyway.
 //
@@ -43,9 +45,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -164,6 +168,9 @@ type call struct {
 	query  url.Values // without access_token
 	body   any        // JSON-encoded when non-nil
 	token  bool       // needs an access_token
+	// once: WeChat does not de-duplicate this call, so once the request
+	// may have reached a domain it is not sent to the next one.
+	once bool
 }
 
 // do runs a call and decodes the answer into out (which may be nil). Calls
@@ -218,7 +225,7 @@ func (t *transport) roundTrip(ctx context.Context, cl call, token string, body [
 			t.markUp(i)
 			return decodeResponse(cl.path, raw, out)
 		}
-		if ctx.Err() != nil || !failsOver(err) {
+		if ctx.Err() != nil || !failsOver(err) || cl.once && OutcomeUnknown(err) {
 			return err
 		}
 		lastErr = err
@@ -302,13 +309,17 @@ func (t *transport) send(ctx context.Context, base string, cl call, token string
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	req.Header.Set("Accept", "application/json")
+	var wrote atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	}))
 	start := t.now()
 	resp, err := t.http.Do(req)
 	attrs := []slog.Attr{
 		slog.String("method", cl.method), slog.String("url", RedactURL(u)),
 	}
 	if err != nil {
-		terr := &TransportError{Path: cl.path, Host: hostOf(base), Err: scrubError(err)}
+		terr := &TransportError{Path: cl.path, Host: hostOf(base), Err: scrubError(err), Sent: wrote.Load()}
 		t.log.LogAttrs(ctx, slog.LevelDebug, "wechat api call", append(attrs,
 			slog.Duration("took", t.now().Sub(start)), slog.String("error", terr.Error()))...)
 		return nil, terr
@@ -317,7 +328,7 @@ func (t *transport) send(ctx context.Context, base string, cl call, token string
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	attrs = append(attrs, slog.Int("status", resp.StatusCode), slog.Duration("took", t.now().Sub(start)))
 	if err != nil {
-		terr := &TransportError{Path: cl.path, Host: hostOf(base), Err: scrubError(err)}
+		terr := &TransportError{Path: cl.path, Host: hostOf(base), Err: scrubError(err), Sent: true}
 		t.log.LogAttrs(ctx, slog.LevelDebug, "wechat api call", append(attrs, slog.String("error", terr.Error()))...)
 		return nil, terr
 	}

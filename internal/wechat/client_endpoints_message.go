@@ -50,7 +50,7 @@ type msgIDAnswer struct {
 // msgid that the TEMPLATESENDJOBFINISH event will carry.
 func (c *Client) SendTemplate(ctx context.Context, m *TemplateMessage) (int64, error) {
 	var a msgIDAnswer
-	err := c.do(ctx, call{method: http.MethodPost, path: "/cgi-bin/message/template/send", token: true, body: m}, &a)
+	err := c.do(ctx, call{method: http.MethodPost, path: "/cgi-bin/message/template/send", token: true, body: m, once: m.ClientMsgID == ""}, &a)
 	return int64(a.MsgID), err
 }
 
@@ -110,7 +110,7 @@ type SubscribeMessage struct {
 // is 0 when WeChat does not return one.
 func (c *Client) SendSubscribe(ctx context.Context, m *SubscribeMessage) (int64, error) {
 	var a msgIDAnswer
-	err := c.do(ctx, call{method: http.MethodPost, path: "/cgi-bin/message/subscribe/bizsend", token: true, body: m}, &a)
+	err := c.do(ctx, call{method: http.MethodPost, path: "/cgi-bin/message/subscribe/bizsend", token: true, body: m, once: true}, &a)
 	return int64(a.MsgID), err
 }
 
@@ -136,7 +136,7 @@ type MiniProgramSubscribeMessage struct {
 // each send uses one grant the user gave with wx.requestSubscribeMessage.
 func (c *Client) SendMiniProgramSubscribe(ctx context.Context, m *MiniProgramSubscribeMessage) (int64, error) {
 	var a msgIDAnswer
-	err := c.do(ctx, call{method: http.MethodPost, path: "/cgi-bin/message/subscribe/send", token: true, body: m}, &a)
+	err := c.do(ctx, call{method: http.MethodPost, path: "/cgi-bin/message/subscribe/send", token: true, body: m, once: true}, &a)
 	return int64(a.MsgID), err
 }
 
@@ -243,7 +243,7 @@ func NewCustomText(openID, content string) *CustomMessage {
 // SendCustom calls POST /cgi-bin/message/custom/send. It works only in
 // the window a user opened (45015 outside it, 45047 when its count is used up).
 func (c *Client) SendCustom(ctx context.Context, m *CustomMessage) error {
-	return c.do(ctx, call{method: http.MethodPost, path: "/cgi-bin/message/custom/send", token: true, body: m}, nil)
+	return c.do(ctx, call{method: http.MethodPost, path: "/cgi-bin/message/custom/send", token: true, body: m, once: true}, nil)
 }
 
 // CustomTyping calls POST /cgi-bin/message/custom/typing to show

@@ -191,6 +191,11 @@ type TransportError struct {
 	Path string
 	Host string
 	Err  error
+	// Sent: the request had been written when the exchange failed, so
+	// WeChat may have acted on it (a timeout waiting for the answer, a
+	// connection reset after the write). False when it never left (a
+	// refused connection, a failed DNS lookup).
+	Sent bool
 }
 
 func (e *TransportError) Error() string {
@@ -206,6 +211,16 @@ func (e *TransportError) Class() ErrorClass { return ClassRetryable }
 func (e *TransportError) Timeout() bool {
 	var ne net.Error
 	return errors.As(e.Err, &ne) && ne.Timeout()
+}
+
+// OutcomeUnknown reports whether a failed call may nevertheless have taken
+// effect at WeChat: the request was sent and no answer came. Resending
+// such a call is safe only where WeChat de-duplicates (a template message
+// with client_msg_id); a subscription or customer-service message sent
+// again may arrive twice.
+func OutcomeUnknown(err error) bool {
+	var te *TransportError
+	return errors.As(err, &te) && te.Sent
 }
 
 // DecodeError is a 2xx answer that is not the JSON expected.

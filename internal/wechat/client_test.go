@@ -456,3 +456,39 @@ func TestLogsHaveNoSecrets(t *testing.T) {
 		t.Errorf("expected a log line per call:\n%s", logs)
 	}
 }
+
+// A call that WeChat does not de-duplicate is not resent to the backup
+// domain once its request may have arrived (the answer was lost): the
+// caller learns the outcome is unknown. A template message with
+// client_msg_id fails over as before, and so does any call whose request
+// never left (a refused connection).
+func TestNoFailoverOnceTheRequestWent(t *testing.T) {
+	t.Parallel()
+	dropped := newFakeServer(t, func(http.ResponseWriter, *http.Request, []byte) { panic(http.ErrAbortHandler) })
+	backup := newFakeServer(t, answer(`{"errcode":0,"errmsg":"ok","msgid":7}`))
+	b := setupClient(t, dropped.URL, backup.URL)
+	ctx := t.Context()
+	sub := &SubscribeMessage{ToUser: "o1", TemplateID: "S", Data: Values(map[string]string{"thing1": "发货"})}
+
+	_, err := b.client.SendSubscribe(ctx, sub)
+	if err == nil || !OutcomeUnknown(err) {
+		t.Fatalf("bizsend with a lost answer: %v, want an unknown outcome", err)
+	}
+	if n := len(backup.requests()); n != 0 {
+		t.Errorf("the subscription message went to the backup domain too (%d calls)", n)
+	}
+
+	b = setupClient(t, dropped.URL, backup.URL)
+	id, err := b.client.SendTemplate(ctx, &TemplateMessage{ToUser: "o1", TemplateID: "T", ClientMsgID: "m1-1",
+		Data: Values(map[string]string{"thing1": "张三"})})
+	if err != nil || id != 7 || len(backup.requests()) != 1 {
+		t.Errorf("template with client_msg_id: id %d, %v, backup calls %d; want a failover", id, err, len(backup.requests()))
+	}
+
+	refused := httptest.NewServer(http.NotFoundHandler())
+	refused.Close()
+	b = setupClient(t, refused.URL, backup.URL)
+	if id, err := b.client.SendSubscribe(ctx, sub); err != nil || id != 7 {
+		t.Errorf("bizsend when the primary refuses connections: %d, %v; want the backup's answer", id, err)
+	}
+}

@@ -198,7 +198,8 @@ func (s *Simulator) serveAPI(route apiRoute) http.HandlerFunc {
 		appID := s.identifyApp(route, c)
 		s.countCall(appID, route.path)
 
-		if fault := s.pickFault(domainOf(r), appID, route.path); fault != nil {
+		fault := s.pickFault(domainOf(r), appID, route.path)
+		if fault != nil {
 			if !s.applyFault(r, fault) {
 				return
 			}
@@ -213,6 +214,10 @@ func (s *Simulator) serveAPI(route apiRoute) http.HandlerFunc {
 		}
 
 		result, apiErr := s.runAPI(route, c)
+		if fault != nil && fault.LoseAnswer {
+			s.loseAnswer(r)
+			return
+		}
 		if apiErr != nil {
 			s.writeAPIError(w, r, c.now, apiErr)
 			return

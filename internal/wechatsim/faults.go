@@ -28,6 +28,10 @@ type Fault struct {
 	Latency time.Duration `json:"-"`
 	// Timeout never answers: the call hangs until the client gives up.
 	Timeout bool `json:"timeout,omitempty"`
+	// LoseAnswer runs the call, then never answers: it takes effect (a
+	// message is delivered) but the client hears nothing, as when the
+	// connection drops on the way back.
+	LoseAnswer bool `json:"lose_answer,omitempty"`
 	// TemplateJobFailure makes template sends report
 	// TEMPLATESENDJOBFINISH "failed: system failed" (the send itself
 	// succeeds, as it does on WeChat).
@@ -72,7 +76,7 @@ func (f *Fault) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-func (f *Fault) affectsAPI() bool { return f.ErrCode != 0 || f.Latency > 0 || f.Timeout }
+func (f *Fault) affectsAPI() bool { return f.ErrCode != 0 || f.Latency > 0 || f.Timeout || f.LoseAnswer }
 
 // matches reports whether the fault concerns calls of app on path.
 func (f *Fault) matches(appID, path string) bool {
@@ -105,7 +109,7 @@ func (s *Simulator) SetFault(f Fault) (int, error) {
 	}
 	if !f.affectsAPI() && !f.TemplateJobFailure {
 		if !f.InvalidateTokens && !f.DomainDown {
-			return 0, errorf(CodeInvalid, "故障没有效果 the fault has no effect: set errcode, latency_ms, timeout, template_job_failure, invalidate_tokens or domain_down")
+			return 0, errorf(CodeInvalid, "故障没有效果 the fault has no effect: set errcode, latency_ms, timeout, lose_answer, template_job_failure, invalidate_tokens or domain_down")
 		}
 		return 0, nil
 	}
@@ -197,6 +201,16 @@ func (s *Simulator) applyFault(r *http.Request, f *Fault) bool {
 		return false
 	}
 	return true
+}
+
+// loseAnswer holds a call that has run until the client gives up, then
+// drops it unanswered.
+func (s *Simulator) loseAnswer(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-s.ctx.Done():
+	}
+	panic(http.ErrAbortHandler) // close the connection without an answer
 }
 
 // jobFailureLocked reports whether a template_job_failure fault hits a send
