@@ -96,20 +96,10 @@ func TestNoSecondCallWithoutAntiReplay(t *testing.T) {
 		}
 		res := b.send(t, visitRequest(openids...), push.SendOptions{})
 		m := b.wait(t, res.Accepted.ID, 60*time.Second, push.StatusSent, push.StatusDelivered)
-		retried := 0
-		for _, r := range m.Recipients {
-			if r.Attempts > 1 {
-				retried++
-			}
-		}
-		if retried == 0 {
+		if retriedCount(m) == 0 {
 			t.Error("no template send lost its answer: the fault did not hit")
 		}
-		for _, o := range openids {
-			if n := len(b.inbox(t, oaApp, o)); n != 1 {
-				t.Errorf("%s has %d cards after lost answers, want exactly 1", o, n)
-			}
-		}
+		b.wantOneCardEach(t, openids)
 	})
 }
 

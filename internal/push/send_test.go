@@ -75,6 +75,27 @@ func (b *bundle) wait(t *testing.T, id string, timeout time.Duration, want ...st
 	}
 }
 
+// retriedCount is the number of recipients sent in more than one attempt.
+func retriedCount(m push.Message) int {
+	n := 0
+	for _, r := range m.Recipients {
+		if r.Attempts > 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// wantOneCardEach checks that each follower received exactly one message.
+func (b *bundle) wantOneCardEach(t *testing.T, openids []string) {
+	t.Helper()
+	for _, o := range openids {
+		if n := len(b.inbox(t, oaApp, o)); n != 1 {
+			t.Errorf("%s has %d cards, want exactly 1", o, n)
+		}
+	}
+}
+
 func (b *bundle) inbox(t *testing.T, app, openid string) []wechatsim.InboxItem {
 	t.Helper()
 	items, err := b.sim.Inbox(app, openid)
@@ -287,20 +308,11 @@ func TestFaultsDeliverExactlyOnce(t *testing.T) {
 		if m.Counts["delivered"] != 30 {
 			t.Fatalf("counts = %v", m.Counts)
 		}
-		retried := 0
-		for _, r := range m.Recipients {
-			if r.Attempts > 1 {
-				retried++
-			}
-		}
+		retried := retriedCount(m)
 		if retried == 0 {
 			t.Error("no recipient needed a retry: the faults did not hit")
 		}
-		for _, o := range openids {
-			if n := len(b.inbox(t, oaApp, o)); n != 1 {
-				t.Errorf("%s has %d cards, want exactly 1", o, n)
-			}
-		}
+		b.wantOneCardEach(t, openids)
 		t.Logf("%d template calls for 30 recipients, %d retried", b.sim.CallCount(oaApp, templatePath), retried)
 	})
 }
