@@ -49,15 +49,16 @@ func (h *handler) toError(err error) *Error {
 		noAccount  *follower.UnknownAccountError
 		syncing    *follower.SyncRunningError
 	)
+	// Domains whose refusals carry their own code and kind map them in
+	// their handlers' file.
+	for _, domain := range []func(error) (*Error, bool){pushError, scheduleError} {
+		if e, ok := domain(err); ok {
+			return e
+		}
+	}
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
-	case isPushError(err):
-		e, _ := pushError(err)
-		return e
-	case isScheduleError(err):
-		e, _ := scheduleError(err)
-		return e
 	case errors.As(err, &input):
 		return &Error{Status: http.StatusBadRequest, Code: input.Code, Message: input.Message}
 	case errors.As(err, &hookInput):

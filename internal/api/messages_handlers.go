@@ -173,8 +173,3 @@ func pushError(err error) (*Error, bool) {
 	}
 	return &Error{Status: status, Code: perr.Code, Message: perr.Message}, true
 }
-
-func isPushError(err error) bool {
-	_, ok := pushError(err)
-	return ok
-}

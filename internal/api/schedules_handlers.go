@@ -333,8 +333,3 @@ func scheduleError(err error) (*Error, bool) {
 	}
 	return &Error{Status: status, Code: serr.Code, Message: serr.Message}, true
 }
-
-func isScheduleError(err error) bool {
-	_, ok := scheduleError(err)
-	return ok
-}
