@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
 
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/db"
 )
 
 // configFlags are the flags every command that reads the configuration takes.
@@ -35,6 +37,21 @@ func (f *configFlags) load(env Env) (config.Config, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// open loads the configuration (validated unless the command works
+// without accounts) and opens and migrates its database.
+func (f *configFlags) open(ctx context.Context, env Env, validate bool) (config.Config, *db.DB, error) {
+	load := f.loadUnvalidated
+	if validate {
+		load = f.load
+	}
+	cfg, err := load(env)
+	if err != nil {
+		return cfg, nil, err
+	}
+	database, err := openMigrated(ctx, cfg)
+	return cfg, database, err
 }
 
 func (f *configFlags) loadUnvalidated(env Env) (config.Config, error) {

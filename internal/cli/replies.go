@@ -48,11 +48,7 @@ func runReplies(ctx context.Context, env Env, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	cfg, err := cf.loadUnvalidated(env)
-	if err != nil {
-		return err
-	}
-	database, err := openMigrated(ctx, cfg)
+	_, database, err := cf.open(ctx, env, false)
 	if err != nil {
 		return err
 	}

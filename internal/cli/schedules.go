@@ -57,11 +57,7 @@ func runSchedules(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := cf.load(env)
-	if err != nil {
-		return err
-	}
-	database, err := openMigrated(ctx, cfg)
+	cfg, database, err := cf.open(ctx, env, true)
 	if err != nil {
 		return err
 	}

@@ -94,11 +94,7 @@ func runSend(ctx context.Context, env Env, args []string) error {
 		}
 	}
 
-	cfg, err := cf.load(env)
-	if err != nil {
-		return err
-	}
-	database, err := openMigrated(ctx, cfg)
+	cfg, database, err := cf.open(ctx, env, true)
 	if err != nil {
 		return err
 	}

@@ -49,11 +49,7 @@ func runTemplates(ctx context.Context, env Env, args []string) error {
 	if *account == "" {
 		return usageErrorf("--account is required (请用 --account 指定账号)")
 	}
-	cfg, err := cf.load(env)
-	if err != nil {
-		return err
-	}
-	database, err := openMigrated(ctx, cfg)
+	cfg, database, err := cf.open(ctx, env, true)
 	if err != nil {
 		return err
 	}
