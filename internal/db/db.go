@@ -43,9 +43,10 @@ type DB struct {
 	URL string
 	// rawURL is the URL with its password, for OpenListenerPool; never shown.
 	rawURL string
-	// gate admits one writer at a time on SQLite (sqlitegate.go); nil on
-	// PostgreSQL.
+	// gate admits one writer at a time on SQLite (sqlitegate.go), and path
+	// is the SQLite file; nil and empty on PostgreSQL.
 	gate *writeGate
+	path string
 }
 
 const acceptedURLs = "sqlite://relative/path.db, sqlite:///absolute/path.db or postgres://user:password@host:5432/dbname (postgresql:// also works)"
@@ -132,7 +133,7 @@ func openSQLite(ctx context.Context, rawURL, path string) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("opening SQLite database %s: journal mode is %q, not WAL; put the file on a local file system", path, journalMode)
 	}
-	return &DB{DB: sqlDB, Dialect: SQLite, URL: rawURL, gate: gate}, nil
+	return &DB{DB: sqlDB, Dialect: SQLite, URL: rawURL, gate: gate, path: path}, nil
 }
 
 func openPostgres(ctx context.Context, rawURL string) (*DB, error) {

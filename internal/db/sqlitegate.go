@@ -125,45 +125,53 @@ func (d *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) 
 	return tx, err
 }
 
-// ExecContext runs a statement. On SQLite a statement that may write waits
-// for the write gate before taking a connection.
-func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+// gateStatement takes the write gate for a statement outside a
+// transaction that may write, before a connection is taken, and returns
+// the context that tells the driver so and the func that gives the gate
+// back. Elsewhere (PostgreSQL, a read) it changes nothing.
+func (d *DB) gateStatement(ctx context.Context, query string) (context.Context, func(), error) {
 	if d.gate == nil || !isWriteStatement(query) {
-		return d.DB.ExecContext(ctx, query, args...)
+		return ctx, func() {}, nil
 	}
 	if err := d.gate.acquire(ctx); err != nil {
+		return ctx, nil, err
+	}
+	return context.WithValue(ctx, gateHeldKey{}, d.gate), d.gate.release, nil
+}
+
+// ExecContext runs a statement; on SQLite one that may write waits for the
+// write gate first.
+func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx, leave, err := d.gateStatement(ctx, query)
+	if err != nil {
 		return nil, err
 	}
-	defer d.gate.release()
-	return d.DB.ExecContext(context.WithValue(ctx, gateHeldKey{}, d.gate), query, args...)
+	defer leave()
+	return d.DB.ExecContext(ctx, query, args...)
 }
 
 // QueryContext runs a query, as ExecContext for one that may write
 // (INSERT … RETURNING).
 func (d *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if d.gate == nil || !isWriteStatement(query) {
-		return d.DB.QueryContext(ctx, query, args...)
-	}
-	if err := d.gate.acquire(ctx); err != nil {
+	ctx, leave, err := d.gateStatement(ctx, query)
+	if err != nil {
 		return nil, err
 	}
-	defer d.gate.release()
-	return d.DB.QueryContext(context.WithValue(ctx, gateHeldKey{}, d.gate), query, args...)
+	defer leave()
+	return d.DB.QueryContext(ctx, query, args...)
 }
 
 // QueryRowContext runs a query expected to return one row, as
 // QueryContext.
 func (d *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if d.gate == nil || !isWriteStatement(query) {
-		return d.DB.QueryRowContext(ctx, query, args...)
-	}
-	if err := d.gate.acquire(ctx); err != nil {
+	gctx, leave, err := d.gateStatement(ctx, query)
+	if err != nil {
 		// Only database/sql makes a Row that carries an error: the driver
 		// returns this one as soon as it is asked to run the query.
 		return d.DB.QueryRowContext(context.WithValue(ctx, gateErrKey{}, err), query, args...)
 	}
-	defer d.gate.release()
-	return d.DB.QueryRowContext(context.WithValue(ctx, gateHeldKey{}, d.gate), query, args...)
+	defer leave()
+	return d.DB.QueryRowContext(gctx, query, args...)
 }
 
 // openSQLitePool opens a pool on the SQLite file at path whose writers go
@@ -187,21 +195,13 @@ func (d *DB) OpenSQLitePool(ctx context.Context, maxConns int) (*sql.DB, error) 
 	if d.Dialect != SQLite {
 		return nil, fmt.Errorf("a second SQLite pool on a %s database", d.Dialect)
 	}
-	var seq int
-	var name, file string
-	if err := d.QueryRowContext(ctx, "SELECT seq, name, file FROM pragma_database_list WHERE name = 'main'").Scan(&seq, &name, &file); err != nil {
-		return nil, fmt.Errorf("finding the SQLite database file: %w", err)
-	}
-	if file == "" {
-		return nil, errors.New("the SQLite database has no file (in memory?)")
-	}
-	pool, _, err := openSQLitePool(file, maxConns)
+	pool, _, err := openSQLitePool(d.path, maxConns)
 	if err != nil {
 		return nil, err
 	}
 	if err := pool.PingContext(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("opening a second pool on the SQLite database %s: %w", file, err)
+		return nil, fmt.Errorf("opening a second pool on the SQLite database %s: %w", d.path, err)
 	}
 	return pool, nil
 }
@@ -232,7 +232,12 @@ func (c gatedConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &gatedConn{inner: conn, gate: c.gate}, nil
+	ic, ok := conn.(innerConn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite connection %T lacks a context-aware method", conn)
+	}
+	return &gatedConn{inner: ic, gate: c.gate}, nil
 }
 
 func (c gatedConnector) Driver() driver.Driver { return c.base.Driver() }
@@ -253,17 +258,9 @@ type innerConn interface {
 // gatedConn is one connection. database/sql uses a connection from one
 // goroutine at a time, so inTx needs no lock.
 type gatedConn struct {
-	inner driver.Conn
+	inner innerConn
 	gate  *writeGate
 	inTx  bool
-}
-
-func (c *gatedConn) full() (innerConn, error) {
-	ic, ok := c.inner.(innerConn)
-	if !ok {
-		return nil, fmt.Errorf("sqlite connection %T lacks a context-aware method", c.inner)
-	}
-	return ic, nil
 }
 
 // Unwrap returns the driver's own connection (modernc's helpers look for it).
@@ -289,11 +286,7 @@ func (c *gatedConn) Prepare(query string) (driver.Stmt, error) {
 }
 
 func (c *gatedConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	ic, err := c.full()
-	if err != nil {
-		return nil, err
-	}
-	st, err := ic.PrepareContext(ctx, query)
+	st, err := c.inner.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -309,16 +302,12 @@ func (c *gatedConn) Begin() (driver.Tx, error) {
 // BeginTx takes the gate for the whole transaction: with _txlock=immediate
 // every transaction takes SQLite's write lock at BEGIN anyway.
 func (c *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	ic, err := c.full()
-	if err != nil {
-		return nil, err
-	}
 	if t, ok := ctx.Value(gateTicketKey{}).(*gateTicket); ok && t.gate == c.gate && !t.claimed {
 		t.claimed = true // taken by DB.BeginTx before it took this connection
 	} else if err := c.gate.acquire(ctx); err != nil {
 		return nil, err
 	}
-	tx, err := ic.BeginTx(ctx, opts)
+	tx, err := c.inner.BeginTx(ctx, opts)
 	if err != nil {
 		c.gate.release()
 		return nil, err
@@ -328,52 +317,35 @@ func (c *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 }
 
 func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	ic, err := c.full()
-	if err != nil {
-		return nil, err
-	}
 	leave, err := c.enter(ctx, isWriteStatement(query))
 	if err != nil {
 		return nil, err
 	}
 	defer leave()
-	return ic.ExecContext(ctx, query, args)
+	return c.inner.ExecContext(ctx, query, args)
 }
 
 // QueryContext gives the gate back when the statement has run, before its
 // rows are read: an INSERT … RETURNING has done its writing by then.
 func (c *gatedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	ic, err := c.full()
-	if err != nil {
-		return nil, err
-	}
 	leave, err := c.enter(ctx, isWriteStatement(query))
 	if err != nil {
 		return nil, err
 	}
 	defer leave()
-	return ic.QueryContext(ctx, query, args)
+	return c.inner.QueryContext(ctx, query, args)
 }
 
 func (c *gatedConn) Ping(ctx context.Context) error {
-	ic, err := c.full()
-	if err != nil {
-		return err
-	}
-	return ic.Ping(ctx)
+	return c.inner.Ping(ctx)
 }
 
 func (c *gatedConn) ResetSession(ctx context.Context) error {
-	ic, err := c.full()
-	if err != nil {
-		return err
-	}
-	return ic.ResetSession(ctx)
+	return c.inner.ResetSession(ctx)
 }
 
 func (c *gatedConn) IsValid() bool {
-	ic, err := c.full()
-	return err == nil && ic.IsValid()
+	return c.inner.IsValid()
 }
 
 type gatedTx struct {

@@ -97,7 +97,7 @@ func TestWriteGateConcurrentWritersOnTwoPools(t *testing.T) {
 // the transaction ends, writing works again.
 func TestWriteGateWaitsAndTimesOut(t *testing.T) {
 	d := openTestSQLite(t)
-	gate := writeGateFor(mustFile(t, d))
+	gate := d.gate
 	old := gate.wait
 	gate.wait = 200 * time.Millisecond
 	t.Cleanup(func() { gate.wait = old })
@@ -139,15 +139,6 @@ func TestWriteGateWaitsAndTimesOut(t *testing.T) {
 	if err := d.QueryRowContext(t.Context(), `SELECT n FROM counter`).Scan(&n); err != nil || n != 8 {
 		t.Errorf("n = %d (%v), want 8", n, err)
 	}
-}
-
-func mustFile(t *testing.T, d *DB) string {
-	t.Helper()
-	var file string
-	if err := d.QueryRowContext(t.Context(), "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
-		t.Fatal(err)
-	}
-	return file
 }
 
 func TestIsWriteStatement(t *testing.T) {
@@ -224,7 +215,7 @@ func TestWriteGateQueuedWritersLeaveThePoolFree(t *testing.T) {
 // A write through QueryRowContext that cannot get the gate reports why.
 func TestWriteGateQueryRowTimeout(t *testing.T) {
 	d := openTestSQLite(t)
-	gate := writeGateFor(mustFile(t, d))
+	gate := d.gate
 	old := gate.wait
 	gate.wait = 100 * time.Millisecond
 	t.Cleanup(func() { gate.wait = old })

@@ -300,6 +300,12 @@ func (t *transport) send(ctx context.Context, base string, cl call, token string
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	// wrote tells a lost answer (the request went out: WeChat may have
+	// acted) from a request that never left.
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	})
 	req, err := http.NewRequestWithContext(ctx, cl.method, u, rd)
 	if err != nil {
 		return nil, fmt.Errorf("wechat %s: build request: %s", cl.path, redactText(err.Error()))
@@ -309,10 +315,6 @@ func (t *transport) send(ctx context.Context, base string, cl call, token string
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	req.Header.Set("Accept", "application/json")
-	var wrote atomic.Bool
-	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
-	}))
 	start := t.now()
 	resp, err := t.http.Do(req)
 	attrs := []slog.Attr{
