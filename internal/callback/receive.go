@@ -86,17 +86,17 @@ func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inb
 		outer   *wechat.Message
 		encrypt string
 	)
+	// A Mini Program may choose JSON; its decrypted content is JSON too.
 	isJSON := looksLikeJSON(body)
+	parseOuter, parseInner := wechat.ParseMessage, parsePlain
+	if isJSON {
+		parseOuter, parseInner = wechat.ParseJSONMessage, wechat.ParseJSONMessage
+	}
 	if a.mode == config.ModeSafe && !isJSON {
 		encrypt, _ = safeEnvelope(body)
 	}
 	if encrypt == "" {
-		if isJSON {
-			outer, err = wechat.ParseJSONMessage(body)
-		} else {
-			outer, err = wechat.ParseMessage(body)
-		}
-		if err != nil {
+		if outer, err = parseOuter(body); err != nil {
 			return nil, errMalformedBody
 		}
 		encrypt = outer.Encrypt
@@ -124,12 +124,7 @@ func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inb
 			}
 			return nil, errDecryptFailed
 		}
-		var msg *wechat.Message
-		if isJSON {
-			msg, err = wechat.ParseJSONMessage(plain)
-		} else {
-			msg, err = parsePlain(plain)
-		}
+		msg, err := parseInner(plain)
 		if err != nil {
 			return nil, errMalformedBody
 		}

@@ -2,12 +2,52 @@ package wechat
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
+
+// EncodeJSONMessage renders a push in a Mini Program's JSON data format, as
+// WeChat writes it: the XML's element names as keys, numbers as numbers,
+// a subscription-message event's List at the top level, an object when it
+// holds one item and an array otherwise, and each subscribe_msg_sent_event
+// item's ErrorCode written even when 0 (a success). ParseJSONMessage reads
+// it back.
+func EncodeJSONMessage(m *Message) ([]byte, error) {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode JSON push: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var fields map[string]any
+	if err := dec.Decode(&fields); err != nil {
+		return nil, fmt.Errorf("encode JSON push: %w", err)
+	}
+	if container := listContainers[m.Event]; container != "" {
+		if ev, ok := fields[container].(map[string]any); ok {
+			delete(fields, container)
+			items, _ := ev["List"].([]any)
+			if m.Event == EventSubscribeMsgSent {
+				for _, it := range items {
+					if item, ok := it.(map[string]any); ok && item["ErrorCode"] == nil {
+						item["ErrorCode"] = 0
+					}
+				}
+			}
+			if len(items) == 1 {
+				fields["List"] = items[0]
+			} else {
+				fields["List"] = items
+			}
+		}
+	}
+	return json.Marshal(fields)
+}
 
 // EncodeMessage renders a push as WeChat writes it: root <xml>, text values in
 // CDATA, numbers bare, empty optional elements left out. The simulator uses it

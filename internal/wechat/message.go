@@ -277,6 +277,14 @@ func (m *Message) finite() bool {
 	return true
 }
 
+// listContainers names, per subscription-message event, the XML element
+// holding its List; the JSON format puts List at the top level instead.
+var listContainers = map[string]string{
+	EventSubscribeMsgPopup:  "SubscribeMsgPopupEvent",
+	EventSubscribeMsgChange: "SubscribeMsgChangeEvent",
+	EventSubscribeMsgSent:   "SubscribeMsgSentEvent",
+}
+
 // ParseJSONMessage decodes a Mini Program JSON push. WeChat's JSON format
 // writes some numbers as strings and a single List item as an object instead
 // of an array, and may put List at the top level; all of these are accepted.
@@ -292,12 +300,7 @@ func ParseJSONMessage(body []byte) (*Message, error) {
 	}
 	normalizeJSON(raw)
 	if list, ok := raw["List"]; ok {
-		container := map[string]string{
-			EventSubscribeMsgPopup:  "SubscribeMsgPopupEvent",
-			EventSubscribeMsgChange: "SubscribeMsgChangeEvent",
-			EventSubscribeMsgSent:   "SubscribeMsgSentEvent",
-		}[fmt.Sprint(raw["Event"])]
-		if container != "" {
+		if container := listContainers[fmt.Sprint(raw["Event"])]; container != "" {
 			if _, exists := raw[container]; !exists {
 				raw[container] = map[string]any{"List": list}
 			}

@@ -842,3 +842,55 @@ func TestSafeModeBody(t *testing.T) {
 		}
 	}
 }
+
+// EncodeJSONMessage writes WeChat's JSON form (List at the top level, an
+// object for one item; ErrorCode written for a successful send) and
+// ParseJSONMessage reads every fixture back unchanged.
+func TestEncodeJSONMessageRoundTrips(t *testing.T) {
+	t.Parallel()
+	lists := 0
+	for _, name := range fixtureNames() {
+		m, err := ParseMessage(readFixture(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := EncodeJSONMessage(m)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		back, err := ParseJSONMessage(b)
+		if err != nil || !reflect.DeepEqual(m, back) {
+			t.Errorf("%s: round trip changed the message (%v)\n got: %+v\nwant: %+v\njson: %s", name, err, back, m, b)
+		}
+		container := listContainers[m.Event]
+		if container == "" {
+			continue
+		}
+		lists++
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(b, &top); err != nil {
+			t.Fatal(err)
+		}
+		list, hasList := top["List"]
+		_, hasContainer := top[container]
+		if !hasList || hasContainer {
+			t.Errorf("%s: List not at the top level: %s", name, b)
+			continue
+		}
+		var items []SubscribeMsgItem
+		if err := json.Unmarshal(list, &items); err != nil { // a single item is an object
+			items = make([]SubscribeMsgItem, 1)
+			if err := json.Unmarshal(list, &items[0]); err != nil {
+				t.Errorf("%s: List is neither an array nor an object: %s", name, list)
+			}
+		} else if len(items) == 1 {
+			t.Errorf("%s: one item written as an array: %s", name, list)
+		}
+		if m.Event == EventSubscribeMsgSent && !strings.Contains(string(list), `"ErrorCode":`) {
+			t.Errorf("%s: ErrorCode left out: %s", name, list)
+		}
+	}
+	if lists == 0 {
+		t.Error("no fixture has a subscription-message event")
+	}
+}

@@ -133,11 +133,19 @@ func (s *Simulator) deliver(ctx context.Context, appID string, msg *wechat.Messa
 		return d, nil
 	}
 	d.Mode = target.app.Mode
-	var plain []byte
+	var (
+		plain []byte
+		err   error
+	)
 	if target.app.DataFormat == DataFormatJSON {
-		plain = encodePushJSON(msg)
+		plain, err = wechat.EncodeJSONMessage(msg)
 	} else {
 		plain = encodePush(msg)
+	}
+	if err != nil {
+		d.Outcome, d.Error = OutcomeFailed, err.Error()
+		s.recordDelivery(d, nil, nil, "")
+		return d, nil
 	}
 	d.XML = string(plain)
 	if target.app.CallbackURL == "" {
@@ -186,50 +194,6 @@ func encodePush(msg *wechat.Message) []byte {
 	result := append([]byte(nil), out[:start]...)
 	result = append(result, fixed...)
 	return append(result, out[end:]...)
-}
-
-// encodePushJSON renders a push in a mini program's JSON data format: the
-// XML's element names as keys, numbers as numbers, and the List of a
-// subscription-message event at the top level, an object when it holds one
-// item and an array otherwise (protocol doc §3).
-func encodePushJSON(msg *wechat.Message) []byte {
-	raw, err := json.Marshal(msg)
-	if err != nil {
-		return []byte("{}")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var fields map[string]any
-	if err := dec.Decode(&fields); err != nil {
-		return []byte("{}")
-	}
-	for _, container := range []string{"SubscribeMsgPopupEvent", "SubscribeMsgChangeEvent", "SubscribeMsgSentEvent"} {
-		ev, ok := fields[container].(map[string]any)
-		if !ok {
-			continue
-		}
-		delete(fields, container)
-		items, _ := ev["List"].([]any)
-		if container == "SubscribeMsgSentEvent" {
-			for _, it := range items {
-				if m, ok := it.(map[string]any); ok {
-					if _, has := m["ErrorCode"]; !has {
-						m["ErrorCode"] = 0 // written for a success too
-					}
-				}
-			}
-		}
-		if len(items) == 1 {
-			fields["List"] = items[0]
-		} else {
-			fields["List"] = items
-		}
-	}
-	out, err := json.Marshal(fields)
-	if err != nil {
-		return []byte("{}")
-	}
-	return out
 }
 
 // pushBody renders the body for the app's mode: plain XML, plain XML plus
