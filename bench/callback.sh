@@ -137,6 +137,8 @@ for round in $(seq "$ROUNDS"); do
 listen: 127.0.0.1:0
 database_url: sqlite://$data/wxgate.db
 log_level: warn
+metrics:
+  listen: 127.0.0.1:0
 accounts:
   - name: bench
     app_id: $app_id
@@ -152,7 +154,8 @@ EOF
 	load wxgate "$url/wx/bench" "$OUT/callback-wxgate$suffix.json"
 	if command -v curl >/dev/null 2>&1; then
 		say "wxgate's callback counters"
-		curl -fsS "$url/metrics" | grep -E '^wxgate_callback_(requests|duplicates)_total' >&2 || true
+		metrics_url=$(wait_listening "$log" "metrics on")
+		curl -fsS "$metrics_url" | grep -E '^wxgate_callback_(requests|duplicates)_total' >&2 || true
 	fi
 	stop_server "$log"
 	if command -v sqlite3 >/dev/null 2>&1; then

@@ -31,7 +31,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
-	"github.com/wxgate/wxgate/internal/server"
+	"github.com/wxgate/wxgate/internal/server/servertest"
 )
 
 func main() {
@@ -74,10 +74,13 @@ func main() {
 	if err := database.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	srv, err := server.New(server.Options{Config: cfg, DB: database, Logger: logger, Now: time.Now})
+	// The callback side of the gateway, as `wxgate serve` builds it,
+	// without the queue and the API.
+	srv, err := servertest.New(servertest.Options{Config: cfg, DB: database, Logger: logger})
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer srv.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		log.Fatal(err)

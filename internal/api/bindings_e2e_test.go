@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/png"
 	"io"
@@ -33,8 +34,9 @@ import (
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/queue"
-	"github.com/wxgate/wxgate/internal/server"
+	"github.com/wxgate/wxgate/internal/server/servertest"
 	"github.com/wxgate/wxgate/internal/token"
 	"github.com/wxgate/wxgate/internal/webhook"
 	"github.com/wxgate/wxgate/internal/wechatsim"
@@ -161,22 +163,28 @@ func startE2E(t *testing.T, d *db.DB, binding config.BindingConfig) *e2e {
 		defer cancel()
 		_ = q.Stop(stop)
 	})
-	binder := follower.NewBinder(follower.BinderOptions{DB: d, Accounts: cfg.Accounts, Clients: e.tokens,
+	followers := follower.NewStore(d, e.now)
+	binder := follower.NewBinder(follower.BinderOptions{Store: followers, Accounts: cfg.Accounts, Clients: e.tokens,
 		Events: webhook.NewPublisher(hooks, q), Now: e.now, Logger: logger})
 
-	srv, err := server.New(server.Options{Config: cfg, DB: d, Now: e.now, Responder: binder.Respond, Logger: logger})
+	keys := auth.NewStore(d, nil)
+	messages := msglog.NewStore(d, msglog.Options{Now: e.now})
+	srv, err := servertest.New(servertest.Options{Config: cfg, DB: d, Now: e.now, Responder: binder.Respond, Logger: logger,
+		Messages: messages, Followers: followers,
+		Routes: map[string]http.Handler{"/api/v1/": api.New(api.Options{Accounts: cfg.Accounts, Tokens: e.tokens, Auth: keys, Now: e.now, Logger: logger,
+			Followers: followers, Binder: binder, Messages: messages, Webhooks: hooks,
+			Syncs: follower.NewSyncJobs(q, follower.NewSyncer(d, e.now, nil))})}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := auth.NewStore(d, nil)
-	srv.Handle("/api/v1/", api.New(api.Options{Accounts: cfg.Accounts, Tokens: e.tokens, Auth: keys, Now: e.now, Logger: logger,
-		Followers: binder.Store(), Binder: binder, Messages: srv.MessageLog(), Webhooks: hooks,
-		Syncs: follower.NewSyncJobs(q, follower.NewSyncer(d, e.now, nil))}))
 	if e.key, _, err = keys.Create(ctx, "e2e", auth.AllScopes); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() {
+		err := srv.Serve(ctx, ln)
+		done <- errors.Join(err, srv.Close())
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

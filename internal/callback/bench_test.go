@@ -14,7 +14,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
-	"github.com/wxgate/wxgate/internal/server"
+	"github.com/wxgate/wxgate/internal/server/servertest"
 )
 
 // benchPushes pre-signs n safe-mode text messages with distinct MsgIds, so
@@ -31,11 +31,11 @@ func benchPushes(b *testing.B, n int, now int64) []push {
 // benchHandler is the whole gateway handler (middleware, callback, rules,
 // message log with group commit on SQLite in a temp dir), without the
 // network.
-func benchHandler(b *testing.B, now int64) (http.Handler, *server.Server) {
+func benchHandler(b *testing.B, now int64) (http.Handler, *servertest.Gateway) {
 	b.Helper()
 	cfg := config.Default()
 	cfg.Accounts = []config.Account{acctSafe}
-	srv, err := server.New(server.Options{
+	srv, err := servertest.New(servertest.Options{
 		Config:   cfg,
 		DB:       dbtest.SQLite(b),
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),

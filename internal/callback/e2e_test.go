@@ -48,7 +48,7 @@ func TestVectorV1CompatibleMode(t *testing.T) {
 		t.Errorf("reply nonce %q, want the request's %q", sealed.Nonce, v.Nonce)
 	}
 
-	m, err := g.srv.MessageLog().Get(context.Background(), "v1", "msg:6054768590064713728")
+	m, err := g.srv.Messages.Get(context.Background(), "v1", "msg:6054768590064713728")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestVectorV5SafeMode(t *testing.T) {
 	if resp.status != http.StatusOK || string(resp.body) != "success" {
 		t.Fatalf("V5: %d %q", resp.status, resp.body)
 	}
-	list, err := g.srv.MessageLog().ListByOpenID(context.Background(), "v5", "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", 10)
+	list, err := g.srv.Messages.ListByOpenID(context.Background(), "v5", "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", 10)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("logged %d, %v", len(list), err)
 	}
@@ -289,7 +289,7 @@ func TestFollowerLifecycle(t *testing.T) {
 	if r := openReply(t, acctSafe, resp.body); !strings.Contains(r.Content, "感谢关注") {
 		t.Errorf("welcome = %+v", r)
 	}
-	f, err := g.srv.Followers().Get(ctx, "safe", "o-fan")
+	f, err := g.srv.Followers.Get(ctx, "safe", "o-fan")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestFollowerLifecycle(t *testing.T) {
 	if r := openReply(t, acctSafe, retry.body); !strings.Contains(r.Content, "感谢关注") {
 		t.Errorf("retry reply = %+v", r)
 	}
-	after, _ := g.srv.Followers().Get(ctx, "safe", "o-fan")
+	after, _ := g.srv.Followers.Get(ctx, "safe", "o-fan")
 	if !after.UpdatedAt.Equal(f.UpdatedAt) || hookRuns.Load() != 1 {
 		t.Errorf("the retry ran the hooks again: %d runs, updated %v → %v", hookRuns.Load(), f.UpdatedAt, after.UpdatedAt)
 	}
@@ -314,7 +314,7 @@ func TestFollowerLifecycle(t *testing.T) {
 	if string(resp.body) != "success" {
 		t.Errorf("unsubscribe answer %q", resp.body)
 	}
-	f, err = g.srv.Followers().Get(ctx, "safe", "o-fan")
+	f, err = g.srv.Followers.Get(ctx, "safe", "o-fan")
 	if err != nil {
 		t.Fatalf("unsubscribe deleted the follower: %v", err)
 	}
@@ -362,7 +362,7 @@ func TestSlowHookIsDeferred(t *testing.T) {
 		t.Errorf("answered after %v, deadline 300ms", resp.took)
 	}
 	status := func() msglog.Status {
-		m, err := g.srv.MessageLog().Get(context.Background(), "safe", "msg:9001")
+		m, err := g.srv.Messages.Get(context.Background(), "safe", "msg:9001")
 		if err != nil {
 			return ""
 		}
@@ -380,9 +380,9 @@ func TestSlowHookIsDeferred(t *testing.T) {
 
 	close(release)
 	waitFor(t, "the hook to finish", finished.Load)
-	m, _ := g.srv.MessageLog().Get(context.Background(), "safe", "msg:9001")
+	m, _ := g.srv.Messages.Get(context.Background(), "safe", "msg:9001")
 	waitFor(t, "handled_at stamped", func() bool {
-		m, _ = g.srv.MessageLog().Get(context.Background(), "safe", "msg:9001")
+		m, _ = g.srv.Messages.Get(context.Background(), "safe", "msg:9001")
 		return m.HandledAt != nil
 	})
 	if m.ReplyStatus != msglog.StatusDeferred {
@@ -418,7 +418,7 @@ func TestStalledDatabaseIsDeferred(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the push logged deferred", func() bool {
-		m, err := g.srv.MessageLog().Get(context.Background(), "plain", "msg:42")
+		m, err := g.srv.Messages.Get(context.Background(), "plain", "msg:42")
 		return err == nil && m.ReplyStatus == msglog.StatusDeferred
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -23,7 +24,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
-	"github.com/wxgate/wxgate/internal/server"
+	"github.com/wxgate/wxgate/internal/server/servertest"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -100,7 +101,7 @@ type gateway struct {
 	url    string
 	db     *db.DB
 	clock  *clock
-	srv    *server.Server
+	srv    *servertest.Gateway
 	client *http.Client
 	reg    *prometheus.Registry
 	stop   func() error
@@ -132,14 +133,14 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 	cfg.Accounts = o.accounts
 
 	g := &gateway{db: dbtest.SQLite(t), clock: newClock(o.start), reg: prometheus.NewRegistry()}
-	srv, err := server.New(server.Options{
+	srv, err := servertest.New(servertest.Options{
 		Config:   cfg,
 		DB:       g.db,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registry: g.reg,
 		Now:      g.clock.now,
 		Hooks:    o.hooks,
-		Mount:    o.mount,
+		Routes:   o.mount,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +151,10 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() {
+		err := srv.Serve(ctx, ln)
+		done <- errors.Join(err, srv.Close())
+	}()
 	var once sync.Once
 	var stopErr error
 	g.stop = func() error {

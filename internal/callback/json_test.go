@@ -32,7 +32,7 @@ func TestVectorV4MiniProgramJSON(t *testing.T) {
 	if resp.status != http.StatusOK || string(resp.body) != "success" {
 		t.Fatalf("V4: %d %q", resp.status, resp.body)
 	}
-	list, err := g.srv.MessageLog().ListByOpenID(context.Background(), "v4", "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", 10)
+	list, err := g.srv.Messages.ListByOpenID(context.Background(), "v4", "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", 10)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("logged %d, %v", len(list), err)
 	}
@@ -138,7 +138,7 @@ func TestMiniProgramJSONPushes(t *testing.T) {
 	if resp := g.post(t, signJSON(t, plainMP, text, now)); resp.status != http.StatusOK || string(resp.body) != "success" {
 		t.Errorf("a text to a mini program: %d %q, want success and no reply", resp.status, resp.body)
 	}
-	list, err := g.srv.MessageLog().ListByOpenID(context.Background(), "mpplain", "oMP_user_2", 10)
+	list, err := g.srv.Messages.ListByOpenID(context.Background(), "mpplain", "oMP_user_2", 10)
 	if err != nil || len(list) != 1 || list[0].MsgID != 8000000000000000001 || list[0].RawXML != text {
 		t.Errorf("logged text: %+v %v", list, err)
 	}

@@ -11,10 +11,6 @@ import (
 	"github.com/wxgate/wxgate/internal/auth"
 )
 
-func init() {
-	register(command{name: "apikey", summary: "create | list | revoke API keys (API 密钥)", run: runAPIKey})
-}
-
 const apikeyUsage = `create --name NAME --scopes send,read,token,admin
        wxgate apikey list
        wxgate apikey revoke ID`

@@ -16,10 +16,6 @@ import (
 	"github.com/wxgate/wxgate/internal/webhook"
 )
 
-func init() {
-	register(command{name: "bindings", summary: "list | delete | qrcode: external ids bound to followers (绑定)", run: runBindings})
-}
-
 const bindingsUsage = `list [--external-id ID] [--openid O] [--unionid U] [--account NAME] [--history] [--limit 50] [--json]
        wxgate bindings delete ID | --external-id ID [--account NAME]
        wxgate bindings qrcode --account NAME --external-id ID [--expires-in 10m] [--png FILE] [--json]`
@@ -52,6 +48,7 @@ func runBindings(ctx context.Context, env Env, args []string) error {
 
 	// Deletions publish binding.deleted: the running gateway's workers
 	// deliver the webhooks this process queues.
+	store := follower.NewStore(database, time.Now)
 	newBinder := func() (*follower.Binder, func(), error) {
 		jobs, err := queue.New(ctx, database, queue.Options{Logger: discardLogger()})
 		if err != nil {
@@ -62,11 +59,10 @@ func runBindings(ctx context.Context, env Env, args []string) error {
 			_ = jobs.Stop(context.WithoutCancel(ctx))
 			return nil, nil, err
 		}
-		b := follower.NewBinder(follower.BinderOptions{DB: database, Accounts: cfg.Accounts, Clients: tokens,
+		b := follower.NewBinder(follower.BinderOptions{Store: store, Accounts: cfg.Accounts, Clients: tokens,
 			Events: webhook.NewPublisher(webhook.NewStore(database, time.Now), jobs), Logger: discardLogger()})
 		return b, func() { _ = jobs.Stop(context.WithoutCancel(ctx)) }, nil
 	}
-	store := follower.NewStore(database, time.Now)
 
 	switch sub {
 	case "list":

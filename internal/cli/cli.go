@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 )
 
@@ -25,11 +24,37 @@ type command struct {
 	run     func(ctx context.Context, env Env, args []string) error
 }
 
-// commands is filled by the init functions of the files of this package, one
-// per subcommand, so adding a command touches only its own file.
-var commands = map[string]command{}
+// commandTable lists every subcommand, in the order `wxgate help` shows
+// them; each one's code is in its own file.
+func commandTable() []command {
+	return []command{
+		{name: "serve", summary: "run the gateway (运行网关)", run: runServe},
+		{name: "demo", summary: "gateway + WeChat simulator + SQLite, no account needed (一键体验)", run: runDemo},
+		{name: "sim", summary: "run the WeChat simulator on its own (微信模拟器)", run: runSim},
+		{name: "migrate", summary: "apply database migrations; --status lists them (数据库迁移)", run: runMigrate},
+		{name: "send", summary: "send a template, subscription or customer-service message (发送消息)", run: runSend},
+		{name: "followers", summary: "sync | status | list | show followers (粉丝同步与查询)", run: runFollowers},
+		{name: "bindings", summary: "list | delete | qrcode: external ids bound to followers (绑定)", run: runBindings},
+		{name: "templates", summary: "sync | list templates, set | delete aliases (模板与别名)", run: runTemplates},
+		{name: "schedules", summary: "list | create | pause | resume | run | next | runs: scheduled pushes (定时推送)", run: runSchedules},
+		{name: "replies", summary: "list | add | delete | enable | disable auto-reply rules (自动回复)", run: runReplies},
+		{name: "webhooks", summary: "add | list | delete | deliveries: event endpoints (Webhook)", run: runWebhooks},
+		{name: "apikey", summary: "create | list | revoke API keys (API 密钥)", run: runAPIKey},
+		{name: "token", summary: "print an account's access_token from the broker (获取 access_token)", run: runToken},
+		{name: "config", summary: "config check: validate and print the config, secrets masked (检查配置)", run: runConfig},
+		{name: "version", summary: "print the version (版本)", run: runVersion},
+	}
+}
 
-func register(c command) { commands[c.name] = c }
+// lookupCommand finds a subcommand by name.
+func lookupCommand(name string) (command, bool) {
+	for _, c := range commandTable() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
 
 // errUsage marks an error whose message already says what to type; Run prints
 // it without a stack of wrapping.
@@ -43,7 +68,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	}
 	name := args[0]
 	// "config check" and "followers sync" are two words; the command decides.
-	c, ok := commands[name]
+	c, ok := lookupCommand(name)
 	if !ok {
 		fmt.Fprintf(env.Stderr, "wxgate: unknown command %q (未知命令). Run 'wxgate help'.\n", name)
 		return 2
@@ -67,13 +92,8 @@ func printHelp(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Usage: wxgate <command> [flags]")
 	fmt.Fprintln(w)
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	for _, c := range commandTable() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'wxgate <command> -h' for the flags of a command.")

@@ -5,10 +5,6 @@ import (
 	"fmt"
 )
 
-func init() {
-	register(command{name: "config", summary: "config check: validate and print the config, secrets masked (检查配置)", run: runConfig})
-}
-
 func runConfig(_ context.Context, env Env, args []string) error {
 	if len(args) == 0 || args[0] != "check" {
 		return usageErrorf("wxgate config check [--config FILE]")

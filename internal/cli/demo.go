@@ -21,10 +21,6 @@ import (
 	"github.com/wxgate/wxgate/internal/wechatsim"
 )
 
-func init() {
-	register(command{name: "demo", summary: "gateway + WeChat simulator + SQLite, no account needed (一键体验)", run: runDemo})
-}
-
 // The demo's simulated apps. The ids are fixed so a restart with the same
 // --data finds its followers again; the secrets are generated per data folder.
 const (
@@ -47,8 +43,9 @@ type demoSecrets struct {
 }
 
 func runDemo(ctx context.Context, env Env, args []string) error {
-	fs := newFlagSet(env, "demo", "[--listen 127.0.0.1:8080] [--sim-listen 127.0.0.1:8081] [--data DIR] [--mode safe]")
+	fs := newFlagSet(env, "demo", "[--listen 127.0.0.1:8080] [--sim-listen 127.0.0.1:8081] [--metrics-listen 127.0.0.1:9464] [--data DIR] [--mode safe]")
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway address")
+	metricsListen := fs.String("metrics-listen", config.DefaultMetricsListen, "address of /metrics (kept off the gateway address)")
 	simListen := fs.String("sim-listen", "127.0.0.1:8081", "simulator address")
 	dataDir := fs.String("data", "data/demo", "folder for the SQLite database and the simulator's state")
 	mode := fs.String("mode", "safe", "message mode of the demo account: plaintext, compatible or safe")
@@ -77,6 +74,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 
 	cfg := config.Default()
 	cfg.Listen = gwLn.Addr().String()
+	cfg.Metrics.Listen = *metricsListen
 	cfg.PublicURL = gatewayURL
 	cfg.LogLevel = *logLevel
 	cfg.DatabaseURL = "sqlite://" + filepath.Join(*dataDir, "wxgate.db")
@@ -141,7 +139,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		logger.Error("demo setup failed", "err", err)
 	} else {
-		printDemoBanner(env, gatewayURL, simURL, *mode, key, firstFollower, weatherID)
+		printDemoBanner(env, gatewayURL, simURL, gw.MetricsURL(), *mode, key, firstFollower, weatherID)
 	}
 	gwErr := gw.Wait()
 	simErr := stopSimulator()
@@ -206,14 +204,16 @@ func createDemoKey(ctx context.Context, gw *gateway) (string, error) {
 	return key, nil
 }
 
-func printDemoBanner(env Env, gatewayURL, simURL, mode, key, openid string, weatherID int64) {
+func printDemoBanner(env Env, gatewayURL, simURL, metricsURL, mode, key, openid string, weatherID int64) {
 	w := env.Stdout
 	fmt.Fprintf(w, "\nwxgate demo is running — 演示环境已启动 (Ctrl-C to stop)\n\n")
 	fmt.Fprintf(w, "  simulator page (模拟手机):   %s/sim/\n", simURL)
 	fmt.Fprintf(w, "  gateway:                    %s\n", gatewayURL)
 	fmt.Fprintf(w, "  callback URL (回调地址):     %s/wx/%s  (mode %s)\n", gatewayURL, demoAccount, mode)
 	fmt.Fprintf(w, "  WeChat API (simulated):     %s\n", simURL)
-	fmt.Fprintf(w, "  metrics:                    %s/metrics\n", gatewayURL)
+	if metricsURL != "" {
+		fmt.Fprintf(w, "  metrics (local only):       %s/metrics\n", metricsURL)
+	}
 	fmt.Fprintf(w, "  API key (every scope):      %s\n\n", key)
 	fmt.Fprintf(w, "Open the simulator page, pick a follower, send a message and watch the auto-reply.\n")
 	fmt.Fprintf(w, "打开模拟器页面，选择一位粉丝发送消息，即可看到自动回复。\n\n")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -24,7 +25,7 @@ func TestDemoEndToEnd(t *testing.T) {
 			var out, errOut syncBuffer
 			done := make(chan int, 1)
 			go func() {
-				done <- Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0",
+				done <- Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 					"--data", dataDir, "--mode", mode}, Env{Stdout: &out, Stderr: &errOut})
 			}()
 			t.Cleanup(func() {
@@ -51,6 +52,18 @@ func TestDemoEndToEnd(t *testing.T) {
 			}
 			if key == "" {
 				t.Fatalf("demo printed no curl line:\n%s\n%s", out.String(), errOut.String())
+			}
+
+			// /metrics is on its own loopback listener, not on the gateway's.
+			metricsLine := regexp.MustCompile(`metrics \(local only\): +(http://127\.0\.0\.1:\d+/metrics)\n`).FindStringSubmatch(out.String())
+			if metricsLine == nil {
+				t.Fatalf("demo printed no metrics line:\n%s", out.String())
+			}
+			if code, body := httpGet(t, metricsLine[1]); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+				t.Errorf("metrics listener: %d", code)
+			}
+			if code, _ := httpGet(t, gateway+"/metrics"); code != http.StatusNotFound {
+				t.Errorf("the gateway's public listener serves /metrics: %d, want 404", code)
 			}
 
 			// The curl line works.
@@ -172,4 +185,15 @@ func doJSON(t *testing.T, req *http.Request, into any) {
 	if err := json.Unmarshal(raw.Bytes(), into); err != nil {
 		t.Fatalf("%s %s: decode %q: %v", req.Method, req.URL, raw.String(), err)
 	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }

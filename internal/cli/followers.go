@@ -20,10 +20,6 @@ import (
 	"github.com/wxgate/wxgate/internal/follower"
 )
 
-func init() {
-	register(command{name: "followers", summary: "sync | status | list | show followers (粉丝同步与查询)", run: runFollowers})
-}
-
 const followersUsage = `sync --account NAME [--concurrency 4] [--restart] [--take-over]
        wxgate followers status --account NAME
        wxgate followers list [--account NAME] [--subscribed true|false] [--bound true|false] [--tag ID] [--text T] [--limit 50] [--cursor C] [--json]

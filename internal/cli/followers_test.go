@@ -91,7 +91,7 @@ accounts:
 	}
 	defer d.Close()
 	codes := sim.QRCodes(appID)
-	binder := follower.NewBinder(follower.BinderOptions{DB: d, Accounts: cfg.Accounts, Now: time.Now})
+	binder := follower.NewBinder(follower.BinderOptions{Store: follower.NewStore(d, time.Now), Accounts: cfg.Accounts, Now: time.Now})
 	reply, handled, err := binder.Respond(ctx, "main", &wechat.Message{FromUserName: "oCLI000000000000000000000007", MsgType: wechat.MsgTypeEvent,
 		Event: wechat.EventScan, EventKey: codes[0].Scene, CreateTime: time.Now().Unix()})
 	if err != nil || !handled || reply.(wechat.TextReply).Content != "已绑定销售" {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,8 +21,10 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/queue"
+	"github.com/wxgate/wxgate/internal/reply"
 	"github.com/wxgate/wxgate/internal/schedule"
 	"github.com/wxgate/wxgate/internal/server"
 	"github.com/wxgate/wxgate/internal/token"
@@ -32,8 +35,10 @@ import (
 type gatewayOptions struct {
 	// listener, when set, is used instead of listening on cfg.Listen.
 	listener net.Listener
-	// mount adds handlers under extra path patterns (the demo mounts nothing
-	// extra today; kept for the API and admin UI).
+	// metricsListener, when set, is used instead of listening on
+	// cfg.Metrics.Listen.
+	metricsListener net.Listener
+	// mount adds handlers under extra path patterns.
 	mount map[string]http.Handler
 	// secrets are looked up by schedules' data sources before the
 	// WXGATE_SECRET_* environment (the demo's weather key).
@@ -48,132 +53,198 @@ type gateway struct {
 	push      *push.Service
 	schedules *schedule.Service
 	listener  net.Listener
+	metrics   net.Listener // nil when metrics.listen is off
 	done      chan error
 }
 
-// startGateway opens and migrates the database, then serves HTTP until ctx is
-// cancelled. Wait returns when the server has stopped gracefully.
-func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, opts gatewayOptions) (*gateway, error) {
+// replyRefresh is how often reply rules are reloaded to pick up changes
+// made by another process (the CLI, another instance).
+const replyRefresh = 15 * time.Second
+
+// startGateway is the composition root: it builds every piece of the
+// gateway once, in dependency order (database → token broker → stores →
+// queue and its workers → bindings, push, schedules → callback and API
+// handlers → HTTP server), then serves until ctx is cancelled. Wait
+// returns when everything has stopped gracefully.
+func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, opts gatewayOptions) (_ *gateway, err error) {
+	// undo holds what to release, in reverse, when starting fails.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
 	database, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() { database.Close() })
 	if err := database.Migrate(ctx); err != nil {
-		database.Close()
 		return nil, err
 	}
 	tokens, err := newTokenRegistry(cfg, database, logger, time.Now)
 	if err != nil {
-		database.Close()
 		return nil, err
 	}
-	workers := river.NewWorkers()
-	jobs, err := newQueue(ctx, database, tokens, logger, workers, cfg.Push.Workers)
-	if err != nil {
-		database.Close()
-		return nil, err
-	}
-	// closeAll undoes the above when starting fails.
-	closeAll := func() {
-		_ = jobs.Stop(context.WithoutCancel(ctx))
-		database.Close()
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The stores, one of each.
+	followers := follower.NewStore(database, time.Now)
+	syncer := follower.NewSyncer(database, time.Now, logger.With("component", "follower"))
+	messages := msglog.NewStore(database, msglog.Options{})
+	undo = append(undo, func() { messages.Close() })
+	replies := reply.NewStore(database, time.Now)
+	if err := replies.Seed(ctx, cfg.Accounts); err != nil {
+		return nil, fmt.Errorf("seeding reply rules: %w", err)
 	}
 	webhooks := webhook.NewStore(database, time.Now)
-	binder := follower.NewBinder(follower.BinderOptions{DB: database, Accounts: cfg.Accounts, Clients: tokens,
-		Events: webhook.NewPublisher(webhooks, jobs), Logger: logger.With("component", "bindings")})
+
+	// The queue, with the workers of every job kind the gateway runs;
+	// push's worker needs the queue itself and is added before Start.
+	workers := river.NewWorkers()
+	river.AddWorker(workers, follower.NewProfileWorker(followers, tokens, logger.With("component", "follower")))
+	river.AddWorker(workers, follower.NewSyncWorker(syncer, tokens, logger.With("component", "follower")))
+	river.AddWorker(workers, webhook.NewWorker(webhook.NewSender(webhooks, nil, logger.With("component", "webhook"))))
+	jobs, err := queue.New(ctx, database, queue.Options{
+		Logger:      logger.With("component", "queue"),
+		Workers:     workers,
+		Queues:      map[string]int{queue.DefaultQueue: queue.DefaultMaxWorkers, follower.Queue: follower.QueueWorkers, push.Queue: cfg.Push.Workers},
+		StopTimeout: queueStopTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = jobs.Stop(context.WithoutCancel(ctx)) })
 	events := webhook.NewPublisher(webhooks, jobs)
+
+	// The domains.
+	binder := follower.NewBinder(follower.BinderOptions{Store: followers, Accounts: cfg.Accounts, Clients: tokens,
+		Events: events, Logger: logger.With("component", "bindings")})
 	pusher := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Jobs: jobs,
-		Resolver: &push.FollowerResolver{DB: database, Bindings: binder.Store()},
+		Resolver: &push.FollowerResolver{DB: database, Bindings: followers},
 		Events:   events, Logger: logger.With("component", "push"),
 		Rate: pushRate(cfg.Push), Burst: cfg.Push.Burst, CallTimeout: cfg.Push.CallTimeout})
 	river.AddWorker(workers, pusher.Worker())
-	scheduler := schedule.New(schedule.Options{DB: database, Accounts: cfg.Accounts, Push: pusher, Jobs: jobs, Bindings: binder.Store(),
+	scheduler := schedule.New(schedule.Options{DB: database, Accounts: cfg.Accounts, Push: pusher, Jobs: jobs, Bindings: followers,
 		Secrets: schedule.ChainSecrets(opts.secrets, schedule.EnvSecrets(os.Environ())), Logger: logger.With("component", "schedule")})
 	scheduler.Register(workers)
 	jobs.Client().PeriodicJobs().Add(scheduler.PeriodicJob())
 	for _, job := range followerSyncJobs(cfg) {
 		jobs.Client().PeriodicJobs().Add(job)
 	}
-	mount := map[string]http.Handler{}
-	for pattern, h := range opts.mount {
-		mount[pattern] = h
-	}
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	srv, err := server.New(server.Options{
-		Config:    cfg,
-		DB:        database,
-		Logger:    logger,
-		Registry:  registry,
-		Now:       time.Now,
-		Mount:     mount,
-		Profiles:  follower.NewProfileJobs(jobs, tokens, logger.With("component", "follower")),
-		Responder: binder.Respond,
-		Hooks:     []callback.Hook{pusher.Hook, webhook.NewInboundHook(events).Hook},
+	// The HTTP handlers.
+	callbacks, err := callback.New(callback.Options{
+		Accounts:   cfg.Accounts,
+		Settings:   cfg.Callback,
+		Log:        messages,
+		Replies:    replies,
+		Responder:  binder.Respond,
+		Followers:  followers,
+		Profiles:   follower.NewProfileJobs(jobs, tokens, logger.With("component", "follower")),
+		Hooks:      []callback.Hook{pusher.Hook, webhook.NewInboundHook(events).Hook},
+		Logger:     logger.With("component", "callback"),
+		Registerer: registry,
 	})
 	if err != nil {
-		closeAll()
 		return nil, err
 	}
-	// Mounted after New: the API reads the server's message log.
-	srv.Handle("/api/v1/", api.New(api.Options{
-		Accounts:  cfg.Accounts,
-		PublicURL: cfg.PublicURL,
-		Tokens:    tokens,
-		Auth:      auth.NewStore(database, nil),
-		Logger:    logger.With("component", "api"),
-		Followers: binder.Store(),
-		Binder:    binder,
-		Messages:  srv.MessageLog(),
-		Webhooks:  webhooks,
-		Syncs:     follower.NewSyncJobs(jobs, follower.NewSyncer(database, time.Now, logger.With("component", "follower"))),
-		Push:      pusher,
-		Schedules: scheduler,
-		Audit:     api.NewAuditStore(database),
-		KeyRate:   cfg.API.RatePerKey,
-		KeyBurst:  cfg.API.BurstPerKey,
-	}))
+	routes := map[string]http.Handler{
+		"/api/v1/": api.New(api.Options{
+			Accounts:  cfg.Accounts,
+			PublicURL: cfg.PublicURL,
+			Tokens:    tokens,
+			Auth:      auth.NewStore(database, nil),
+			Logger:    logger.With("component", "api"),
+			Followers: followers,
+			Binder:    binder,
+			Messages:  messages,
+			Webhooks:  webhooks,
+			Syncs:     follower.NewSyncJobs(jobs, syncer),
+			Push:      pusher,
+			Schedules: scheduler,
+			Audit:     api.NewAuditStore(database),
+			KeyRate:   cfg.API.RatePerKey,
+			KeyBurst:  cfg.API.BurstPerKey,
+		}),
+	}
+	for pattern, h := range opts.mount {
+		routes[pattern] = h
+	}
+
 	ln := opts.listener
 	if ln == nil {
-		ln, err = net.Listen("tcp", cfg.Listen)
-		if err != nil {
-			srv.Close()
-			closeAll()
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 		}
+	}
+	undo = append(undo, func() { ln.Close() })
+	metricsLn := opts.metricsListener
+	if metricsLn == nil && cfg.Metrics.Listen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			return nil, fmt.Errorf("metrics.listen on %s: %w — metrics.listen 地址无法监听（可设为空以关闭）", cfg.Metrics.Listen, err)
+		}
+	}
+	if metricsLn != nil {
+		undo = append(undo, func() { metricsLn.Close() })
+	}
+	srv, err := server.New(server.Options{
+		Logger:                  logger,
+		DB:                      database,
+		Callback:                callbacks,
+		Routes:                  routes,
+		Registry:                registry,
+		MetricsListener:         metricsLn,
+		MetricsOnPublicListener: cfg.Metrics.OnPublicListener,
+		MetricsToken:            cfg.Metrics.Token,
+	})
+	if err != nil {
+		return nil, err
 	}
 	// The queue outlives ctx: it is stopped below once HTTP has drained,
 	// so jobs queued by the last callbacks are not cut short.
 	if err := jobs.Start(context.WithoutCancel(ctx)); err != nil {
-		ln.Close()
-		srv.Close()
-		closeAll()
 		return nil, err
 	}
-	g := &gateway{db: database, listener: ln, done: make(chan error, 1), tokens: tokens, jobs: jobs, push: pusher, schedules: scheduler}
-	refreshDone := make(chan struct{})
+
+	g := &gateway{db: database, listener: ln, metrics: metricsLn, done: make(chan error, 1), tokens: tokens, jobs: jobs, push: pusher, schedules: scheduler}
+	// The token refresh and the reply reload end with ctx, before the
+	// database closes.
+	var background sync.WaitGroup
+	background.Go(func() { tokens.Run(ctx) })
+	background.Go(func() {
+		replies.RefreshEvery(ctx, replyRefresh, func(err error) { logger.Warn("reloading reply rules", "err", err) })
+	})
 	go func() {
-		defer close(refreshDone)
-		tokens.Run(ctx)
-	}()
-	go func() {
-		defer func() { <-refreshDone }()
 		err := srv.Serve(ctx, ln)
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
+		}
+		// In the order of their use: the callbacks' log (flushed), then the
+		// queue, then the database.
+		if cerr := messages.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close message log: %w", cerr)
 		}
 		stopCtx, cancel := context.WithTimeout(context.Background(), queueStopTimeout+5*time.Second)
 		if qerr := jobs.Stop(stopCtx); err == nil && qerr != nil {
 			err = qerr
 		}
 		cancel()
+		background.Wait()
 		if cerr := database.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("close database: %w", cerr)
 		}
 		g.done <- err
 	}()
-	logger.Info("gateway started", "listen", ln.Addr().String(), "database", database.URL, "accounts", len(cfg.Accounts))
+	attrs := []any{"listen", ln.Addr().String(), "database", database.URL, "accounts", len(cfg.Accounts)}
+	if metricsLn != nil {
+		attrs = append(attrs, "metrics", metricsLn.Addr().String())
+	}
+	logger.Info("gateway started", attrs...)
 	return g, nil
 }
 
@@ -217,22 +288,6 @@ func wechatHTTPClient(pushWorkers int) *http.Client {
 // their contexts are cancelled (they are retried at the next start).
 const queueStopTimeout = 15 * time.Second
 
-// newQueue builds the job queue (migrating River's tables) with the
-// workers of every job kind the gateway runs. Workers that need the queue
-// themselves (push) are added to workers after, before Start.
-func newQueue(ctx context.Context, database *db.DB, tokens *token.Registry, logger *slog.Logger, workers *river.Workers, pushWorkers int) (*queue.Queue, error) {
-	river.AddWorker(workers, follower.NewProfileWorker(follower.NewStore(database, time.Now), tokens, logger.With("component", "follower")))
-	river.AddWorker(workers, follower.NewSyncWorker(follower.NewSyncer(database, time.Now, logger.With("component", "follower")), tokens,
-		logger.With("component", "follower")))
-	river.AddWorker(workers, webhook.NewWorker(webhook.NewSender(webhook.NewStore(database, time.Now), nil, logger.With("component", "webhook"))))
-	return queue.New(ctx, database, queue.Options{
-		Logger:      logger.With("component", "queue"),
-		Workers:     workers,
-		Queues:      map[string]int{queue.DefaultQueue: queue.DefaultMaxWorkers, follower.Queue: follower.QueueWorkers, push.Queue: pushWorkers},
-		StopTimeout: queueStopTimeout,
-	})
-}
-
 // followerSyncJobs are the periodic full syncs (followers.sync_every) of
 // the official accounts that can call WeChat. River's leader inserts them;
 // SyncArgs is unique per account while one is queued or running, so a long
@@ -265,6 +320,14 @@ func pushRate(c config.PushConfig) float64 {
 
 // URL is the base URL the gateway answers on.
 func (g *gateway) URL() string { return "http://" + g.listener.Addr().String() }
+
+// MetricsURL is the base URL of the metrics listener, "" when it is off.
+func (g *gateway) MetricsURL() string {
+	if g.metrics == nil {
+		return ""
+	}
+	return "http://" + g.metrics.Addr().String()
+}
 
 // Wait blocks until the gateway has stopped.
 func (g *gateway) Wait() error { return <-g.done }

@@ -9,10 +9,6 @@ import (
 	"github.com/wxgate/wxgate/internal/queue"
 )
 
-func init() {
-	register(command{name: "migrate", summary: "apply database migrations; --status lists them (数据库迁移)", run: runMigrate})
-}
-
 func runMigrate(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "migrate", "[--config FILE] [--database-url URL] [--status]")
 	var cf configFlags

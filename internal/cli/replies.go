@@ -13,10 +13,6 @@ import (
 	"github.com/wxgate/wxgate/internal/reply"
 )
 
-func init() {
-	register(command{name: "replies", summary: "list | add | delete | enable | disable auto-reply rules (自动回复)", run: runReplies})
-}
-
 const repliesUsage = `list    --account NAME [--json]
        wxgate replies add     --account NAME --match keyword|msg_type|subscribe|click|default
                               [--mode exact|contains|regex --pattern P] [--msg-type T] [--event-key K]

@@ -18,10 +18,6 @@ import (
 	"github.com/wxgate/wxgate/internal/schedule"
 )
 
-func init() {
-	register(command{name: "schedules", summary: "list | create | pause | resume | run | next | runs: scheduled pushes (定时推送)", run: runSchedules})
-}
-
 const schedulesUsage = `list [--account NAME] [--json]
        wxgate schedules get ID
        wxgate schedules create --file schedule.json      (the body of POST /api/v1/schedules; - reads stdin)

@@ -97,7 +97,7 @@ func TestDemoWeatherSchedule(t *testing.T) {
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0", "--data", dataDir, "--mode", "plaintext"},
+		done <- Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data", dataDir, "--mode", "plaintext"},
 			Env{Stdout: &out, Stderr: &errOut})
 	}()
 	t.Cleanup(func() {

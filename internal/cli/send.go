@@ -13,10 +13,6 @@ import (
 	"github.com/wxgate/wxgate/internal/queue"
 )
 
-func init() {
-	register(command{name: "send", summary: "send a template, subscription or customer-service message (发送消息)", run: runSend})
-}
-
 const sendUsage = `--account NAME --to openid:o… [--to unionid:u… --to external:S-1024]
        (--template ALIAS_OR_ID --data KEY=VALUE … | --text TEXT)
        [--channel template|subscribe|mp_subscribe|custom] [--url URL] [--miniprogram APPID:PAGEPATH] [--page PAGE]

@@ -280,6 +280,7 @@ func startSendE2E(t *testing.T, apps func(gatewayURL string) []wechatsim.AppConf
 
 	cfg := config.Default()
 	cfg.Listen = ln.Addr().String()
+	cfg.Metrics.Listen = "127.0.0.1:0"
 	cfg.PublicURL = gatewayURL
 	dir := t.TempDir()
 	cfg.DatabaseURL = "sqlite://" + filepath.ToSlash(filepath.Join(dir, "wxgate.db"))

@@ -12,10 +12,6 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 )
 
-func init() {
-	register(command{name: "serve", summary: "run the gateway (运行网关)", run: runServe})
-}
-
 func runServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "serve", "--config wxgate.yaml [--listen ADDR] [--database-url URL]")
 	var cf configFlags
@@ -37,6 +33,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	printConnectInstructions(env.Stdout, cfg, gw.URL(), isTerminal(env.Stdout))
+	if u := gw.MetricsURL(); u != "" {
+		fmt.Fprintf(env.Stdout, "metrics on %s/metrics (metrics.listen)\n\n", u)
+	}
 	return gw.Wait()
 }
 

@@ -12,10 +12,6 @@ import (
 	"github.com/wxgate/wxgate/internal/wechatsim"
 )
 
-func init() {
-	register(command{name: "sim", summary: "run the WeChat simulator on its own (微信模拟器)", run: runSim})
-}
-
 const simUsage = `--listen ADDR (--app-id ID --app-secret SECRET [--callback URL --token T --encoding-aes-key K --mode plaintext|compatible|safe] | --apps FILE)
   WeChat's API is served at the root of ADDR: point an SDK's base URL at http://ADDR.
   Control API under /sim/api/, the phone page at /sim/.`

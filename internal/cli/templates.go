@@ -12,10 +12,6 @@ import (
 	"github.com/wxgate/wxgate/internal/push"
 )
 
-func init() {
-	register(command{name: "templates", summary: "sync | list templates, set | delete aliases (模板与别名)", run: runTemplates})
-}
-
 const templatesUsage = `sync --account NAME
        wxgate templates list --account NAME [--json]
        wxgate templates alias --account NAME --name ALIAS --template TEMPLATE_ID [--field REQUEST_FIELD=KEYWORD …]

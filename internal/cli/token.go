@@ -7,10 +7,6 @@ import (
 	"time"
 )
 
-func init() {
-	register(command{name: "token", summary: "print an account's access_token from the broker (获取 access_token)", run: runToken})
-}
-
 func runToken(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "token", "--account NAME [--json] [--config FILE]")
 	var cf configFlags

@@ -10,10 +10,6 @@ import (
 // Version is set at build time with -ldflags "-X github.com/wxgate/wxgate/internal/cli.Version=v1.2.3".
 var Version = "dev"
 
-func init() {
-	register(command{name: "version", summary: "print the version (版本)", run: runVersion})
-}
-
 func runVersion(_ context.Context, env Env, _ []string) error {
 	fmt.Fprintf(env.Stdout, "wxgate %s (%s %s/%s%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, vcsRevision())
 	return nil

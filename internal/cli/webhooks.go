@@ -12,10 +12,6 @@ import (
 	"github.com/wxgate/wxgate/internal/webhook"
 )
 
-func init() {
-	register(command{name: "webhooks", summary: "add | list | delete | deliveries: event endpoints (Webhook)", run: runWebhooks})
-}
-
 const webhooksUsage = `add --url URL [--events binding.completed,binding.deleted] [--account NAME] [--description TEXT] [--secret S]
        wxgate webhooks list [--json]
        wxgate webhooks delete ID

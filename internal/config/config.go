@@ -50,8 +50,26 @@ type Config struct {
 	Push        PushConfig      `yaml:"push"`
 	API         APIConfig       `yaml:"api"`
 	Followers   FollowersConfig `yaml:"followers"`
+	Metrics     MetricsConfig   `yaml:"metrics"`
 	Accounts    []Account       `yaml:"accounts"`
 }
+
+// MetricsConfig says where /metrics is served. It names the accounts and
+// counts refusals, so by default it is kept off the public listener.
+type MetricsConfig struct {
+	// Listen serves /metrics on an address of its own, loopback by
+	// default; "" turns that listener off.
+	Listen string `yaml:"listen"`
+	// Token, when set, must be sent as "Authorization: Bearer <token>" to
+	// read /metrics on either listener.
+	Token     string `yaml:"token,omitempty"`
+	TokenFile string `yaml:"token_file,omitempty"`
+	// OnPublicListener also serves /metrics on listen; it needs a Token.
+	OnPublicListener bool `yaml:"on_public_listener"`
+}
+
+// DefaultMetricsListen is where /metrics is served unless configured.
+const DefaultMetricsListen = "127.0.0.1:9464"
 
 // CallbackConfig tunes the handling of WeChat's callback requests.
 type CallbackConfig struct {
@@ -185,6 +203,7 @@ func Default() Config {
 		Push:      PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second},
 		API:       APIConfig{RatePerKey: 50, BurstPerKey: 100},
 		Followers: FollowersConfig{SyncEvery: 24 * time.Hour},
+		Metrics:   MetricsConfig{Listen: DefaultMetricsListen},
 	}
 }
 

@@ -163,6 +163,18 @@ func setTopLevel(cfg *Config, key, value string) error {
 		return parseDurationInto(&cfg.Followers.SyncEvery, key, value)
 	case "WXGATE_API_BURST_PER_KEY":
 		return parseIntInto(&cfg.API.BurstPerKey, key, value)
+	case "WXGATE_METRICS_LISTEN":
+		cfg.Metrics.Listen = value
+	case "WXGATE_METRICS_TOKEN":
+		cfg.Metrics.Token, cfg.Metrics.TokenFile = value, ""
+	case "WXGATE_METRICS_TOKEN_FILE":
+		cfg.Metrics.TokenFile, cfg.Metrics.Token = value, ""
+	case "WXGATE_METRICS_ON_PUBLIC_LISTENER":
+		on, err := strconv.ParseBool(value)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not true or false", key, value)
+		}
+		cfg.Metrics.OnPublicListener = on
 	default:
 		// Other WXGATE_* variables belong to other parts of the program
 		// (and to tests); only the callback namespace is ours to police.
@@ -353,6 +365,9 @@ func dropOverriddenFileKeys(a *Account, fields []accountEnvField) error {
 // readSecretFiles replaces each *_file key by the content of its file.
 func readSecretFiles(cfg *Config) error {
 	var errs []error
+	if err := readSecretFile("metrics.token", &cfg.Metrics.Token, cfg.Metrics.TokenFile); err != nil {
+		errs = append(errs, err)
+	}
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
 		for _, s := range secretFields(a) {
@@ -375,4 +390,20 @@ func readSecretFiles(cfg *Config) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// readSecretFile fills *value from file (when set) for a top-level key.
+func readSecretFile(key string, value *string, file string) error {
+	if file == "" {
+		return nil
+	}
+	if *value != "" {
+		return fmt.Errorf("both %s and %s_file are set; keep one — %s 与 %s_file 只能设置一个", key, key, key, key)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("reading %s_file: %w", key, err)
+	}
+	*value = strings.TrimRight(string(data), "\r\n")
+	return nil
 }

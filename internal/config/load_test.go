@@ -30,6 +30,7 @@ func TestDefault(t *testing.T) {
 		Push:      PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second},
 		API:       APIConfig{RatePerKey: 50, BurstPerKey: 100},
 		Followers: FollowersConfig{SyncEvery: 24 * time.Hour},
+		Metrics:   MetricsConfig{Listen: "127.0.0.1:9464"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("Default() = %+v, want %+v", cfg, want)
@@ -54,6 +55,7 @@ func TestLoadFullFile(t *testing.T) {
 		Push:        Default().Push,
 		API:         Default().API,
 		Followers:   Default().Followers,
+		Metrics:     Default().Metrics,
 		Callback: CallbackConfig{
 			TimestampWindow: 2 * time.Minute,
 			MaxBodyBytes:    65536,
@@ -192,6 +194,7 @@ accounts:
 					Push:      PushConfig{RatePerAccount: 20, Burst: 5, Workers: 8, CallTimeout: 3 * time.Second},
 					API:       APIConfig{RatePerKey: 0, BurstPerKey: 7},
 					Followers: FollowersConfig{SyncEvery: 12 * time.Hour},
+					Metrics:   MetricsConfig{Listen: "127.0.0.1:9464"},
 				}
 				if !reflect.DeepEqual(cfg, want) {
 					t.Errorf("got %+v, want %+v", cfg, want)

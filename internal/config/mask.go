@@ -66,6 +66,7 @@ func MaskDatabaseURL(raw string) string {
 func (c Config) Masked() Config {
 	masked := c
 	masked.DatabaseURL = MaskDatabaseURL(c.DatabaseURL)
+	masked.Metrics.Token = MaskSecret(c.Metrics.Token)
 	masked.Accounts = slices.Clone(c.Accounts)
 	for i := range masked.Accounts {
 		a := &masked.Accounts[i]

@@ -53,6 +53,16 @@ func (c Config) Validate() error {
 	if err := checkListen(c.Listen); err != "" {
 		add("listen must be host:port, e.g. 127.0.0.1:8080 or :8080 (%s) — listen 格式应为 主机:端口，例如 127.0.0.1:8080", err)
 	}
+	if c.Metrics.Listen != "" {
+		if err := checkListen(c.Metrics.Listen); err != "" {
+			add("metrics.listen must be host:port, e.g. 127.0.0.1:9464, or empty to serve no separate metrics listener (%s) — metrics.listen 格式应为 主机:端口，例如 127.0.0.1:9464", err)
+		} else if c.Metrics.Listen == c.Listen {
+			add("metrics.listen must differ from listen (%s); to serve /metrics on the main listener set metrics.on_public_listener with a metrics.token — metrics.listen 不能与 listen 相同", c.Listen)
+		}
+	}
+	if c.Metrics.OnPublicListener && c.Metrics.Token == "" {
+		add("metrics.on_public_listener needs metrics.token (or metrics.token_file): /metrics names the accounts and must not be open to anyone — 在公开监听地址上提供 /metrics 必须设置 metrics.token")
+	}
 	if c.PublicURL != "" && !isHTTPURL(c.PublicURL) {
 		add("public_url must be a full http(s) URL like https://wx.example.com (got %q) — public_url 必须是完整的 http(s) 地址，例如 https://wx.example.com", c.PublicURL)
 	}

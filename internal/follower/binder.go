@@ -64,9 +64,10 @@ type BindingEvent struct {
 	Ticket string `json:"ticket,omitempty"`
 }
 
-// BinderOptions build a Binder. DB and Accounts are required.
+// BinderOptions build a Binder. Store and Accounts are required.
 type BinderOptions struct {
-	DB       *db.DB
+	// Store is the follower store; the bindings live in the same database.
+	Store    *Store
 	Accounts []config.Account
 	// Clients gives each account's WeChat API client (*token.Registry).
 	Clients APIClients
@@ -90,7 +91,7 @@ type Binder struct {
 
 // NewBinder returns a Binder.
 func NewBinder(opts BinderOptions) *Binder {
-	b := &Binder{db: opts.DB, clients: opts.Clients, events: opts.Events, now: opts.Now, log: opts.Logger,
+	b := &Binder{db: opts.Store.db, store: opts.Store, clients: opts.Clients, events: opts.Events, now: opts.Now, log: opts.Logger,
 		accounts: make(map[string]config.Account, len(opts.Accounts))}
 	if b.now == nil {
 		b.now = time.Now
@@ -98,15 +99,12 @@ func NewBinder(opts BinderOptions) *Binder {
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
-	b.store = NewStore(opts.DB, b.now)
 	for _, a := range opts.Accounts {
 		b.accounts[a.Name] = a
 	}
 	return b
 }
 
-// Store is the follower store the Binder works on.
-func (b *Binder) Store() *Store { return b.store }
 
 func (b *Binder) account(name string, kind config.AccountKind) (config.Account, error) {
 	a, ok := b.accounts[name]

@@ -50,11 +50,11 @@ type bindBundle struct {
 func setupBindings(t *testing.T, d *db.DB, manyToMany bool) *bindBundle {
 	t.Helper()
 	b := &bindBundle{d: d, events: &recordingEvents{}, now: t0}
-	b.binder = NewBinder(BinderOptions{DB: d, Events: b.events, Now: func() time.Time { return b.now }, Accounts: []config.Account{
+	b.store = NewStore(d, func() time.Time { return b.now })
+	b.binder = NewBinder(BinderOptions{Store: b.store, Events: b.events, Now: func() time.Time { return b.now }, Accounts: []config.Account{
 		{Name: "main", Kind: config.KindOfficialAccount, Binding: config.BindingConfig{ManyToMany: manyToMany, Reply: "好了"}},
 		{Name: "shop", Kind: config.KindMiniProgram},
 	}})
-	b.store = b.binder.Store()
 	return b
 }
 

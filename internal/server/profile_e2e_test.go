@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +17,7 @@ import (
 	"github.com/wxgate/wxgate/internal/db/dbtest"
 	"github.com/wxgate/wxgate/internal/follower"
 	"github.com/wxgate/wxgate/internal/queue"
-	"github.com/wxgate/wxgate/internal/server"
+	"github.com/wxgate/wxgate/internal/server/servertest"
 	"github.com/wxgate/wxgate/internal/token"
 	"github.com/wxgate/wxgate/internal/wechat"
 	"github.com/wxgate/wxgate/internal/wechatsim"
@@ -86,13 +87,16 @@ func TestSubscribeFetchesProfileThroughTheQueue(t *testing.T) {
 
 		cfg := config.Default()
 		cfg.Accounts = []config.Account{account}
-		srv, err := server.New(server.Options{Config: cfg, DB: d, Profiles: follower.NewProfileJobs(q, tokens, nil)})
+		srv, err := servertest.New(servertest.Options{Config: cfg, DB: d, Profiles: follower.NewProfileJobs(q, tokens, nil)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		serveCtx, stopServing := context.WithCancel(context.Background())
 		served := make(chan error, 1)
-		go func() { served <- srv.Serve(serveCtx, ln) }()
+		go func() {
+			err := srv.Serve(serveCtx, ln)
+			served <- errors.Join(err, srv.Close())
+		}()
 		t.Cleanup(func() {
 			// The gateway's order: HTTP drains, then the queue stops.
 			stopServing()

@@ -14,16 +14,18 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
 	"github.com/wxgate/wxgate/internal/server"
+	"github.com/wxgate/wxgate/internal/server/servertest"
 )
 
-func setup(t *testing.T, logs io.Writer) *server.Server {
+func setup(t *testing.T, logs io.Writer, routes map[string]http.Handler) *servertest.Gateway {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Accounts = []config.Account{{Name: "main", AppID: "wx0123456789abcdef", Token: "AAAAA", MessageMode: config.ModePlaintext}}
-	s, err := server.New(server.Options{
+	s, err := servertest.New(servertest.Options{
 		Config: cfg,
 		DB:     dbtest.SQLite(t),
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Routes: routes,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -35,12 +37,11 @@ func setup(t *testing.T, logs io.Writer) *server.Server {
 func TestMountRequestIDAndLogging(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
-	s := setup(t, &logs)
 	var seen string
-	s.Handle("GET /api/v1/ping", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := setup(t, &logs, map[string]http.Handler{"GET /api/v1/ping": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = server.RequestID(r.Context())
 		_, _ = w.Write([]byte("pong"))
-	}))
+	})})
 
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/ping", nil))
@@ -79,7 +80,7 @@ func TestMountRequestIDAndLogging(t *testing.T) {
 
 func TestServeOnceAndStop(t *testing.T) {
 	t.Parallel()
-	s := setup(t, io.Discard)
+	s := setup(t, io.Discard, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
