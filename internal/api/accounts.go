@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/config"
-	"github.com/wxgate/wxgate/internal/token"
 )
 
 // account is an entry of GET /api/v1/accounts.
@@ -49,7 +48,7 @@ type tokenAnswer struct {
 func (h *handler) accountToken(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if _, ok := h.findAccount(name); !ok {
-		h.writeError(w, r, &token.UnknownAccountError{Account: name})
+		h.writeError(w, r, config.UnknownAccount(name))
 		return
 	}
 	tok, err := h.opts.Tokens.Token(r.Context(), name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -193,12 +194,16 @@ func TestErrorMapping(t *testing.T) {
 		{&wechat.APIError{Code: 40125, Msg: "invalid appsecret"}, 502, "wechat_error"},
 		{&token.RefreshError{Account: "main", Code: 40013, Msg: "invalid appid", Remote: true}, 502, "token_refresh_failed"},
 		{&token.ForceRefreshError{Account: "main", Reason: "used up"}, 503, "token_unavailable"},
+		// A failed refresh that may pass, or was given up on, is reported as what it is.
+		{&token.RefreshError{Account: "main", Code: -1, Msg: "system busy", Remote: true}, 503, "wechat_unavailable"},
+		{&token.RefreshError{Account: "main", Msg: "canceled", Err: context.Canceled}, 503, "timeout"},
+		{fmt.Errorf("get token: %w", &token.BreakerOpenError{Account: "main", Until: time.Now().Add(time.Minute), Reason: errors.New("40164")}), 503, "token_refresh_paused"},
 		{context.DeadlineExceeded, 503, "timeout"},
 		{errors.New("disk on fire"), 500, "internal"},
 	}
 	for _, tt := range tests {
-		if e := h.toError(tt.err); e.Status != tt.status || e.Code != tt.code {
-			t.Errorf("%v → %d %s, want %d %s", tt.err, e.Status, e.Code, tt.status, tt.code)
+		if e := h.toError(tt.err); e.Status() != tt.status || e.Code != tt.code {
+			t.Errorf("%v → %d %s, want %d %s", tt.err, e.Status(), e.Code, tt.status, tt.code)
 		}
 	}
 }

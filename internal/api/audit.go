@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/auth"
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Every API call is audited (which key, what, when, with what answer), and
@@ -151,7 +152,7 @@ func (h *handler) keyed(next http.Handler) http.Handler {
 				holder.key = k
 			}
 			if wait, limited := h.limits.allow(k.ID); limited {
-				h.writeError(w, r, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", RetryAfter: wait,
+				h.writeError(w, r, &problem.Error{Kind: problem.RateLimited, Code: "rate_limited", RetryAfter: wait,
 					Message: fmt.Sprintf("API key %s made too many requests (limit %s/s) — 请求过于频繁，请稍后重试", k.Prefix,
 						strconv.FormatFloat(float64(h.limits.rate), 'f', -1, 64))})
 				return
@@ -200,7 +201,7 @@ func (l *keyLimits) allow(id int64) (time.Duration, bool) {
 // listAudit is GET /api/v1/audit?key_id=&limit= (scope admin).
 func (h *handler) listAudit(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Audit == nil {
-		h.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: "not_configured",
+		h.writeError(w, r, &problem.Error{Kind: problem.Unavailable, Code: "not_configured",
 			Message: "the audit log is not available on this server — 此服务未启用审计日志"})
 		return
 	}

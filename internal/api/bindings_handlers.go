@@ -14,6 +14,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Binder is what the binding and mini-program routes need
@@ -26,7 +27,7 @@ type Binder interface {
 	MiniProgramLogin(ctx context.Context, r follower.LoginRequest) (follower.LoginResult, error)
 }
 
-var errNoBindings = &Error{Status: http.StatusServiceUnavailable, Code: "not_configured",
+var errNoBindings = &problem.Error{Kind: problem.Unavailable, Code: "not_configured",
 	Message: "bindings are not available on this server — 此服务未启用绑定功能"}
 
 // qrPNGSize is the side of the PNG of a binding QR code, in pixels.
@@ -105,7 +106,7 @@ func (h *handler) withPollToken(withKey http.Handler, f http.HandlerFunc) http.H
 			return
 		}
 		if h.opts.Binder == nil || !h.opts.Binder.CheckPollToken(r.Context(), r.PathValue("ticket"), token) {
-			h.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: "unauthorized",
+			h.writeError(w, r, &problem.Error{Kind: problem.Unauthorized, Code: "unauthorized",
 				Message: "invalid poll_token for this QR code — poll_token 无效"})
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/follower"
 	"github.com/wxgate/wxgate/internal/msglog"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // FollowerReader is what the follower and binding routes read
@@ -27,7 +28,7 @@ type MessageReader interface {
 	ListByOpenID(ctx context.Context, account, openid string, limit int) ([]msglog.Message, error)
 }
 
-var errNoFollowers = &Error{Status: http.StatusServiceUnavailable, Code: "not_configured",
+var errNoFollowers = &problem.Error{Kind: problem.Unavailable, Code: "not_configured",
 	Message: "followers are not available on this server — 此服务未启用粉丝功能"}
 
 // listFollowers is GET /api/v1/followers (scope read): filters account,
@@ -42,7 +43,7 @@ func (h *handler) listFollowers(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if f.Account != "" {
 		if _, ok := h.findAccount(f.Account); !ok {
-			h.writeError(w, r, &follower.UnknownAccountError{Account: f.Account})
+			h.writeError(w, r, config.UnknownAccount(f.Account))
 			return
 		}
 	}
@@ -160,7 +161,7 @@ func (h *handler) officialAccount(name string) (string, error) {
 	if name != "" {
 		a, ok := h.findAccount(name)
 		if !ok {
-			return "", &follower.UnknownAccountError{Account: name}
+			return "", config.UnknownAccount(name)
 		}
 		if a.Kind == config.KindMiniProgram {
 			return "", errBadRequest("wrong_account_kind", "account "+name+" is a mini program, which has no followers — 小程序没有粉丝")
@@ -180,10 +181,6 @@ func (h *handler) officialAccount(name string) (string, error) {
 		return "", errBadRequest("missing_account", "no official account is configured — 未配置公众号")
 	}
 	return only, nil
-}
-
-func errBadRequest(code, msg string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: code, Message: msg}
 }
 
 // boolParam reads true/false/1/0; "" is nil.

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/auth"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/push"
 )
 
@@ -34,7 +34,7 @@ type Pusher interface {
 	Grants(ctx context.Context, account, openid string) (push.GrantSummary, error)
 }
 
-var errNoPush = &Error{Status: http.StatusServiceUnavailable, Code: "not_configured",
+var errNoPush = &problem.Error{Kind: problem.Unavailable, Code: "not_configured",
 	Message: "sending is not available on this server — 此服务未启用消息发送"}
 
 // maxSendBody bounds a send request: 100 000 openids are about 3 MB.
@@ -48,7 +48,7 @@ func decodeSendBody(r *http.Request, v any, limit int64) error {
 		return errBadRequest("invalid_body", "the body could not be read: "+err.Error()+" — 无法读取请求体")
 	}
 	if int64(len(body)) > limit {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+		return &problem.Error{Kind: problem.TooLarge, Code: "body_too_large",
 			Message: "the body is larger than " + strconv.FormatInt(limit>>20, 10) + " MiB — 请求体过大"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -154,22 +154,4 @@ func (h *handler) listMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, list)
-}
-
-// pushError maps a push refusal to an API error.
-func pushError(err error) (*Error, bool) {
-	var perr *push.Error
-	if !errors.As(err, &perr) {
-		return nil, false
-	}
-	status := http.StatusBadRequest
-	switch perr.Kind {
-	case push.KindNotFound:
-		status = http.StatusNotFound
-	case push.KindConflict:
-		status = http.StatusConflict
-	case push.KindUnprocessable:
-		status = http.StatusUnprocessableEntity
-	}
-	return &Error{Status: status, Code: perr.Code, Message: perr.Message}, true
 }

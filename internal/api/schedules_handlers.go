@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/schedule"
 )
 
@@ -31,7 +31,7 @@ type Schedules interface {
 	SetAttributes(ctx context.Context, account, openid string, attrs map[string]*string, merge bool) (map[string]string, error)
 }
 
-var errNoSchedules = &Error{Status: http.StatusServiceUnavailable, Code: "not_configured",
+var errNoSchedules = &problem.Error{Kind: problem.Unavailable, Code: "not_configured",
 	Message: "schedules are not available on this server — 此服务未启用定时任务"}
 
 // maxScheduleBody bounds a schedule's body: an openids audience of
@@ -42,19 +42,19 @@ const maxScheduleBody = 8 << 20
 func readScheduleBody(r *http.Request, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxScheduleBody+1))
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body could not be read — 无法读取请求体"}
+		return &problem.Error{Kind: problem.Invalid, Code: "invalid_body", Message: "the body could not be read — 无法读取请求体"}
 	}
 	if len(body) > maxScheduleBody {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the body is larger than 8 MiB — 请求体过大"}
+		return &problem.Error{Kind: problem.TooLarge, Code: "body_too_large", Message: "the body is larger than 8 MiB — 请求体过大"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_json",
+		return &problem.Error{Kind: problem.Invalid, Code: "invalid_json",
 			Message: "the body is not the expected JSON: " + err.Error() + " — 请求体不是有效的 JSON"}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_json",
+		return &problem.Error{Kind: problem.Invalid, Code: "invalid_json",
 			Message: "the body has more after its JSON object — 请求体在 JSON 之后还有多余内容"}
 	}
 	return nil
@@ -80,7 +80,7 @@ func scheduleQueryInt(r *http.Request, name string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return 0, &Error{Status: http.StatusBadRequest, Code: "invalid_" + name, Message: name + " must be a non-negative integer — " + name + " 须为非负整数"}
+		return 0, &problem.Error{Kind: problem.Invalid, Code: "invalid_" + name, Message: name + " must be a non-negative integer — " + name + " 须为非负整数"}
 	}
 	return n, nil
 }
@@ -316,20 +316,4 @@ func (h *handler) putFollowerAttributes(w http.ResponseWriter, r *http.Request, 
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"account": account, "openid": openid, "attributes": attrs})
 	return nil
-}
-
-// scheduleError maps a schedule refusal to an API error.
-func scheduleError(err error) (*Error, bool) {
-	var serr *schedule.Error
-	if !errors.As(err, &serr) {
-		return nil, false
-	}
-	status := http.StatusBadRequest
-	switch serr.Kind {
-	case schedule.KindNotFound:
-		status = http.StatusNotFound
-	case schedule.KindConflict:
-		status = http.StatusConflict
-	}
-	return &Error{Status: status, Code: serr.Code, Message: serr.Message}, true
 }

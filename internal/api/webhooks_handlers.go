@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/webhook"
 )
 
@@ -17,7 +18,7 @@ type Webhooks interface {
 	Deliveries(ctx context.Context, webhookID int64, limit int) ([]webhook.Delivery, error)
 }
 
-var errNoWebhooks = &Error{Status: http.StatusServiceUnavailable, Code: "not_configured",
+var errNoWebhooks = &problem.Error{Kind: problem.Unavailable, Code: "not_configured",
 	Message: "webhooks are not available on this server — 此服务未启用 Webhook"}
 
 func webhookID(r *http.Request) (int64, error) {

@@ -4,33 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/wxgate/wxgate/internal/problem"
 )
-
-// Error is an authentication or authorisation failure with its HTTP status
-// and the code of the JSON error body.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
 
 // The failures RequireScope reports.
 var (
-	ErrMissingKey = &Error{Status: http.StatusUnauthorized, Code: "unauthorized",
-		Message: "missing API key: send the header Authorization: Bearer wxg_… (create one with `wxgate apikey create`) — 缺少 API 密钥：请在请求头中携带 Authorization: Bearer wxg_…"}
-	ErrRejectedKey = &Error{Status: http.StatusUnauthorized, Code: "unauthorized",
-		Message: "invalid or revoked API key — API 密钥无效或已吊销"}
+	ErrMissingKey = problem.New(problem.Unauthorized, "unauthorized", "Authorization",
+		"missing API key: send the header Authorization: Bearer wxg_… (create one with `wxgate apikey create`) — 缺少 API 密钥：请在请求头中携带 Authorization: Bearer wxg_…")
+	ErrRejectedKey = problem.New(problem.Unauthorized, "unauthorized", "Authorization",
+		"invalid or revoked API key — API 密钥无效或已吊销")
 )
 
 // ForbiddenError says which scope a key lacks.
-func ForbiddenError(scope Scope) *Error {
-	return &Error{Status: http.StatusForbidden, Code: "forbidden",
-		Message: fmt.Sprintf("this API key lacks the %q scope — 此 API 密钥没有 %q 权限", scope, scope)}
+func ForbiddenError(scope Scope) *problem.Error {
+	return problem.Newf(problem.Forbidden, "forbidden", "", "this API key lacks the %q scope — 此 API 密钥没有 %q 权限", scope, scope)
 }
 
 type ctxKey struct{}
@@ -51,7 +41,7 @@ func WithKey(ctx context.Context, k APIKey) context.Context {
 type ErrorWriter func(w http.ResponseWriter, r *http.Request, err error)
 
 // RequireScope lets a request through only with a valid key
-// (Authorization: Bearer <key>) that has scope. Failures are *Error values
+// (Authorization: Bearer <key>) that has scope. Failures are *problem.Error values
 // (401 or 403) handed to onError; nil writes them as
 // {"error":{"code":"…","message":"…"}}.
 func (s *Store) RequireScope(scope Scope, onError ErrorWriter) func(http.Handler) http.Handler {
@@ -92,17 +82,17 @@ func bearer(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// WriteError writes an *Error as JSON (500 for any other error).
+// WriteError writes a *problem.Error as JSON (500 for any other error).
 func WriteError(w http.ResponseWriter, _ *http.Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error — 内部错误"}
+	e, ok := problem.As(err)
+	if !ok {
+		e = problem.New(problem.Internal, "internal", "", "internal error — 内部错误")
 	}
-	if e.Status == http.StatusUnauthorized {
+	if e.Kind == problem.Unauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wxgate"`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(e.Status)
+	w.WriteHeader(e.Status())
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})

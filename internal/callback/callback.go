@@ -18,6 +18,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/follower"
 	"github.com/wxgate/wxgate/internal/msglog"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -206,7 +207,7 @@ func (h *Handler) Wait(ctx context.Context) error {
 	}
 }
 
-func (h *Handler) lookup(r *http.Request) (*account, *Error) {
+func (h *Handler) lookup(r *http.Request) (*account, *problem.Error) {
 	a, ok := h.accounts[r.PathValue("account")]
 	if !ok {
 		return nil, errUnknownAccount
@@ -233,7 +234,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
 	h.logger.Info("callback URL verified", "account", a.cfg.Name)
 }
 
-func checkVerification(a *account, r *http.Request) *Error {
+func checkVerification(a *account, r *http.Request) *problem.Error {
 	q := r.URL.Query()
 	signature := q.Get("signature")
 	if signature == "" || q.Get("timestamp") == "" {
@@ -249,12 +250,12 @@ func checkVerification(a *account, r *http.Request) *Error {
 }
 
 // refuse answers a refused request. Nothing has been stored for it.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, a *account, e *Error, start time.Time) {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, a *account, e *problem.Error, start time.Time) {
 	name := unknownAccountLabel
 	if a != nil {
 		name = a.cfg.Name
 	}
 	writeError(w, e)
 	h.metrics.observe(name, e.Code, start)
-	h.logger.Warn("callback refused", "account", name, "method", r.Method, "code", e.Code, "status", e.Status, "remote", r.RemoteAddr)
+	h.logger.Warn("callback refused", "account", name, "method", r.Method, "code", e.Code, "status", e.Status(), "remote", r.RemoteAddr)
 }

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -52,7 +53,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 // and all of them before anything is stored. The mode is the account's
 // configured one: a query saying otherwise cannot downgrade a safe-mode
 // account to plaintext.
-func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inbound, *Error) {
+func (h *Handler) open(a *account, w http.ResponseWriter, r *http.Request) (*inbound, *problem.Error) {
 	q := parseCallbackQuery(r.URL)
 	signature, timestamp, nonce := q.signature, q.timestamp, q.nonce
 	if signature == "" {
@@ -189,7 +190,7 @@ func parseCallbackQuery(u *url.URL) callbackQuery {
 }
 
 // readBody reads at most max_body_bytes.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *problem.Error) {
 	if r.ContentLength > h.maxBody {
 		return nil, errBodyTooLarge
 	}

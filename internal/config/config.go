@@ -5,6 +5,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // AccountKind says which kind of WeChat app an account is.
@@ -222,6 +224,11 @@ func (c Config) Account(name string) (*Account, bool) {
 		}
 	}
 	return nil, false
+}
+
+// UnknownAccount is the refusal of an account name that is not configured.
+func UnknownAccount(name string) *problem.Error {
+	return problem.NotFoundf("account_not_found", "account", "unknown account %q (账号不存在)", name)
 }
 
 // applyDefaults fills what an account left out.

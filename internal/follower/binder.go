@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -109,22 +110,15 @@ func NewBinder(opts BinderOptions) *Binder {
 func (b *Binder) account(name string, kind config.AccountKind) (config.Account, error) {
 	a, ok := b.accounts[name]
 	if !ok {
-		return config.Account{}, &UnknownAccountError{Account: name}
+		return config.Account{}, config.UnknownAccount(name)
 	}
 	if kind != "" && a.Kind != kind {
 		if kind == config.KindMiniProgram {
-			return a, inputErrorf("wrong_account_kind", "account %q is an official account; mini-program login needs a mini_program account — 账号 %q 不是小程序", name, name)
+			return a, problem.Invalidf("wrong_account_kind", "account", "account %q is an official account; mini-program login needs a mini_program account — 账号 %q 不是小程序", name, name)
 		}
-		return a, inputErrorf("wrong_account_kind", "account %q is a mini program; binding QR codes need an official account — 账号 %q 不是公众号，小程序不能生成带参数二维码", name, name)
+		return a, problem.Invalidf("wrong_account_kind", "account", "account %q is a mini program; binding QR codes need an official account — 账号 %q 不是公众号，小程序不能生成带参数二维码", name, name)
 	}
 	return a, nil
-}
-
-// UnknownAccountError is returned for an account name not configured.
-type UnknownAccountError struct{ Account string }
-
-func (e *UnknownAccountError) Error() string {
-	return fmt.Sprintf("unknown account %q (账号不存在)", e.Account)
 }
 
 func (b *Binder) client(account string) (*wechat.Client, error) {
@@ -133,7 +127,7 @@ func (b *Binder) client(account string) (*wechat.Client, error) {
 			return c, nil
 		}
 	}
-	return nil, inputErrorf("no_app_secret", "account %q has no app_secret, so wxgate cannot call WeChat's API for it — 账号 %q 未配置 AppSecret", account, account)
+	return nil, problem.Invalidf("no_app_secret", "account", "account %q has no app_secret, so wxgate cannot call WeChat's API for it — 账号 %q 未配置 AppSecret", account, account)
 }
 
 func randomToken(n int) string {
@@ -183,7 +177,7 @@ func (b *Binder) CreateQRCode(ctx context.Context, r QRCodeRequest) (BindQRCode,
 		r.ExpiresIn = DefaultQRCodeExpiry
 	}
 	if r.ExpiresIn < MinQRCodeExpiry || r.ExpiresIn > wechat.MaxQRCodeExpiry {
-		return BindQRCode{}, inputErrorf("invalid_expires_in", "expires_in must be %d..%d seconds — 有效期须为 %d..%d 秒",
+		return BindQRCode{}, problem.Invalidf("invalid_expires_in", "expires_in", "expires_in must be %d..%d seconds — 有效期须为 %d..%d 秒",
 			int64(MinQRCodeExpiry/time.Second), int64(wechat.MaxQRCodeExpiry/time.Second), int64(MinQRCodeExpiry/time.Second), int64(wechat.MaxQRCodeExpiry/time.Second))
 	}
 	client, err := b.client(r.Account)
@@ -244,7 +238,7 @@ type RejectedScan struct {
 }
 
 // ErrQRCodeNotFound is returned for a ticket wxgate did not create.
-var ErrQRCodeNotFound = errors.New("follower: no binding QR code with this ticket")
+var ErrQRCodeNotFound = problem.New(problem.NotFound, "qrcode_not_found", "ticket", "wxgate made no binding QR code with this ticket — 没有该 ticket 的绑定二维码")
 
 // QRCodeStatus returns the state of a binding QR code.
 func (b *Binder) QRCodeStatus(ctx context.Context, ticket string) (QRCodeStatus, error) {
@@ -478,7 +472,7 @@ func (b *Binder) MiniProgramLogin(ctx context.Context, r LoginRequest) (LoginRes
 		return LoginResult{}, err
 	}
 	if strings.TrimSpace(r.Code) == "" {
-		return LoginResult{}, inputErrorf("missing_code", "code is required: the code from wx.login — 缺少 wx.login 返回的 code")
+		return LoginResult{}, problem.Invalidf("missing_code", "code", "code is required: the code from wx.login — 缺少 wx.login 返回的 code")
 	}
 	if r.ExternalID != "" {
 		if err := CheckExternalID(r.ExternalID); err != nil {
@@ -549,7 +543,7 @@ func (b *Binder) MiniProgramLogin(ctx context.Context, r LoginRequest) (LoginRes
 	return res, nil
 }
 
-// loginError turns jscode2session's refusals of the code into InputErrors.
+// loginError turns jscode2session's refusals of the code into refusals of the request.
 func loginError(err error) error {
 	var apiErr *wechat.APIError
 	if !errors.As(err, &apiErr) {
@@ -557,13 +551,13 @@ func loginError(err error) error {
 	}
 	switch apiErr.Code {
 	case 40029:
-		return inputErrorf("invalid_code", "the login code is invalid or expired (errcode 40029): call wx.login again — 登录 code 无效或已过期，请重新调用 wx.login")
+		return problem.Invalidf("invalid_code", "code", "the login code is invalid or expired (errcode 40029): call wx.login again — 登录 code 无效或已过期，请重新调用 wx.login")
 	case 40163:
-		return inputErrorf("code_used", "the login code was used already (errcode 40163): a code works once, call wx.login again — 登录 code 已被使用，请重新调用 wx.login")
+		return problem.Invalidf("code_used", "code", "the login code was used already (errcode 40163): a code works once, call wx.login again — 登录 code 已被使用，请重新调用 wx.login")
 	case 40226:
-		return inputErrorf("code_blocked", "WeChat blocked this login as high-risk (errcode 40226) — 高风险等级用户，登录被微信拦截")
+		return problem.Invalidf("code_blocked", "code", "WeChat blocked this login as high-risk (errcode 40226) — 高风险等级用户，登录被微信拦截")
 	case 41008:
-		return inputErrorf("missing_code", "code is required (errcode 41008) — 缺少 code")
+		return problem.Invalidf("missing_code", "code", "code is required (errcode 41008) — 缺少 code")
 	}
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // A binding ties a business's own user id (the external id: a
@@ -61,32 +62,18 @@ type Binding struct {
 func (b Binding) Active() bool { return b.EndedAt == nil }
 
 // ErrBindingNotFound is returned for a binding id that does not exist.
-var ErrBindingNotFound = errors.New("follower: binding not found")
-
-// InputError is a request the caller must change: a bad value, a login
-// code WeChat refused. Code is stable for programs, Message says what to
-// do (English and Chinese).
-type InputError struct {
-	Code    string
-	Message string
-}
-
-func (e *InputError) Error() string { return e.Message }
-
-func inputErrorf(code, format string, args ...any) error {
-	return &InputError{Code: code, Message: fmt.Sprintf(format, args...)}
-}
+var ErrBindingNotFound = problem.New(problem.NotFound, "binding_not_found", "id", "no such binding — 绑定不存在")
 
 // CheckExternalID validates an external id: 1..128 characters, no control
 // characters.
 func CheckExternalID(id string) error {
 	n := len([]rune(id))
 	if n == 0 || n > MaxExternalIDLength {
-		return inputErrorf("invalid_external_id", "external_id must be 1..%d characters, got %d — external_id 长度须为 1..%d", MaxExternalIDLength, n, MaxExternalIDLength)
+		return problem.Invalidf("invalid_external_id", "external_id", "external_id must be 1..%d characters, got %d — external_id 长度须为 1..%d", MaxExternalIDLength, n, MaxExternalIDLength)
 	}
 	for _, r := range id {
 		if r < 0x20 || r == 0x7f {
-			return inputErrorf("invalid_external_id", "external_id must not contain control characters — external_id 不能包含控制字符")
+			return problem.Invalidf("invalid_external_id", "external_id", "external_id must not contain control characters — external_id 不能包含控制字符")
 		}
 	}
 	return nil

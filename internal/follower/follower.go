@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -55,7 +56,7 @@ type Follower struct {
 }
 
 // ErrNotFound is returned when the account has no such follower.
-var ErrNotFound = errors.New("follower: not found")
+var ErrNotFound = problem.New(problem.NotFound, "follower_not_found", "openid", "no such follower of this account — 该账号没有这个粉丝")
 
 // Store reads and writes followers.
 type Store struct {

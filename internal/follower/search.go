@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // FollowerFilter selects followers for Search. Every field is optional.
@@ -31,7 +32,7 @@ type FollowerFilter struct {
 }
 
 // ErrBadCursor is returned for a cursor Search did not make.
-var ErrBadCursor = &InputError{Code: "invalid_cursor", Message: "the cursor is not one this API returned — cursor 无效"}
+var ErrBadCursor = problem.New(problem.Invalid, "invalid_cursor", "cursor", "the cursor is not one this API returned — cursor 无效")
 
 const searchColumns = `f.account, f.openid, f.unionid, f.subscribed, f.subscribed_at, f.unsubscribed_at, f.subscribe_scene, f.qr_scene,
     f.qr_scene_str, f.last_event_key, f.last_ticket, f.language, f.remark, f.tag_ids, f.profile_fetched_at, f.created_at, f.updated_at`

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -97,6 +98,11 @@ type SyncRunningError struct {
 func (e *SyncRunningError) Error() string {
 	return fmt.Sprintf("follower: a sync of account %q is already running (%s, lease until %s) — 该账号的粉丝同步正在进行",
 		e.Account, e.Holder, e.Until.Format(time.RFC3339))
+}
+
+// As presents the running sync as a conflict (409 sync_running).
+func (e *SyncRunningError) As(target any) bool {
+	return problem.Present(target, problem.New(problem.Conflict, "sync_running", "account", e.Error()))
 }
 
 // errLeaseLost stops a sync whose lease another process took over (it

@@ -150,6 +150,20 @@ func As(err error) (*Error, bool) {
 	return nil, false
 }
 
+// Present lets a domain error that keeps fields of its own (a deadline,
+// a cause whose class a retry loop reads) be a refusal too. Its As method
+// calls Present(target, e): then As, KindOf and CodeOf find e in the
+// domain error's place in the chain. A nil e presents nothing, so that a
+// domain error can be a refusal only sometimes.
+func Present(target any, e *Error) bool {
+	p, ok := target.(**Error)
+	if !ok || e == nil {
+		return false
+	}
+	*p = e
+	return true
+}
+
 // KindOf is the kind of the first *Error in err's chain, Internal when
 // there is none.
 func KindOf(err error) Kind {

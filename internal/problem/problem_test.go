@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 )
 
 func TestHTTPStatusOfEveryKind(t *testing.T) {
@@ -72,5 +73,38 @@ func TestMessageInOneLanguage(t *testing.T) {
 	single := New(Invalid, "x", "", "only English")
 	if single.In("zh") != "only English" {
 		t.Errorf("a one-language message must come back whole, got %q", single.In("zh"))
+	}
+}
+
+// paused keeps its own deadline and presents itself as a refusal only
+// while it has one.
+type paused struct{ left time.Duration }
+
+func (p *paused) Error() string { return "paused" }
+
+func (p *paused) As(target any) bool {
+	if p.left == 0 {
+		return Present(target, nil)
+	}
+	return Present(target, &Error{Kind: Unavailable, Code: "paused", Message: "paused — 暂停", RetryAfter: p.left})
+}
+
+func TestDomainErrorPresentsItself(t *testing.T) {
+	t.Parallel()
+	wrapped := fmt.Errorf("get token: %w", &paused{left: time.Minute})
+	e, ok := As(wrapped)
+	if !ok || e.Code != "paused" || e.RetryAfter != time.Minute || e.Status() != http.StatusServiceUnavailable {
+		t.Fatalf("As(wrapped) = %+v, %v", e, ok)
+	}
+	var own *paused
+	if !errors.As(wrapped, &own) || own.left != time.Minute {
+		t.Fatal("the domain error itself must still be found")
+	}
+	if _, ok := As(fmt.Errorf("get token: %w", &paused{})); ok {
+		t.Fatal("a domain error that presents nil is not a refusal")
+	}
+	inner := NotFoundf("account_not_found", "account", "no such account — 账号不存在")
+	if CodeOf(fmt.Errorf("outer: %w", errors.Join(&paused{}, inner))) != "account_not_found" {
+		t.Fatal("As must go on past a domain error that presents nil")
 	}
 }

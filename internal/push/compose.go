@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"sort"
 
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Channels of a send.
@@ -49,17 +49,17 @@ func checkChannel(channel string, a config.Account) error {
 	switch channel {
 	case ChannelTemplate, ChannelSubscribe:
 		if mp {
-			return invalid("channel_not_supported", "channel",
+			return problem.Invalidf("channel_not_supported", "channel",
 				"channel %q needs an official account; %q is a mini program (use mp_subscribe) — 小程序账号请使用 mp_subscribe", channel, a.Name)
 		}
 	case ChannelMPSubscribe:
 		if !mp {
-			return invalid("channel_not_supported", "channel",
+			return problem.Invalidf("channel_not_supported", "channel",
 				"channel mp_subscribe needs a mini program; %q is an official account (use subscribe) — 公众号请使用 subscribe", a.Name)
 		}
 	case ChannelCustom:
 	default:
-		return invalid("invalid_channel", "channel",
+		return problem.Invalidf("invalid_channel", "channel",
 			"channel must be template, subscribe, mp_subscribe or custom, got %q — channel 只能是 template、subscribe、mp_subscribe 或 custom", channel)
 	}
 	return nil
@@ -79,21 +79,21 @@ func normalizeData(raw map[string]json.RawMessage) (map[string]string, error) {
 		case v[0] == '"':
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, invalid("invalid_data", field, "%s is not a valid string — %s 不是有效的字符串", field, field)
+				return nil, problem.Invalidf("invalid_data", field, "%s is not a valid string — %s 不是有效的字符串", field, field)
 			}
 			out[k] = s
 		case v[0] == '{':
 			var obj map[string]json.RawMessage
 			if err := json.Unmarshal(v, &obj); err != nil {
-				return nil, invalid("invalid_data", field, "%s is not valid JSON — %s 不是有效的 JSON", field, field)
+				return nil, problem.Invalidf("invalid_data", field, "%s is not valid JSON — %s 不是有效的 JSON", field, field)
 			}
 			if _, ok := obj["color"]; ok {
-				return nil, invalid("color_not_supported", field+".color",
+				return nil, problem.Invalidf("color_not_supported", field+".color",
 					"%s.color: WeChat ignores colors since 2023-05-04; send the value alone — 自 2023-05-04 起微信不再支持 color，请只传 value", field)
 			}
 			val, ok := obj["value"]
 			if !ok || len(obj) != 1 {
-				return nil, invalid("invalid_data", field, `%s must be a string or {"value": "…"} — %s 必须是字符串`, field, field)
+				return nil, problem.Invalidf("invalid_data", field, `%s must be a string or {"value": "…"} — %s 必须是字符串`, field, field)
 			}
 			s, err := normalizeData(map[string]json.RawMessage{k: val})
 			if err != nil {
@@ -103,11 +103,11 @@ func normalizeData(raw map[string]json.RawMessage) (map[string]string, error) {
 		case v[0] == '-' || v[0] >= '0' && v[0] <= '9':
 			var n json.Number
 			if err := json.Unmarshal(v, &n); err != nil {
-				return nil, invalid("invalid_data", field, "%s is not a valid number — %s 不是有效的数字", field, field)
+				return nil, problem.Invalidf("invalid_data", field, "%s is not a valid number — %s 不是有效的数字", field, field)
 			}
 			out[k] = n.String()
 		default:
-			return nil, invalid("invalid_data", field, "%s must be a string — %s 必须是字符串", field, field)
+			return nil, problem.Invalidf("invalid_data", field, "%s must be a string — %s 必须是字符串", field, field)
 		}
 	}
 	return out, nil
@@ -118,7 +118,7 @@ func normalizeData(raw map[string]json.RawMessage) (map[string]string, error) {
 // unknown to the registry (checked by its keys' types only).
 func (s *Service) lookupTemplate(ctx context.Context, a config.Account, ref, channel string) (Template, *Alias, bool, error) {
 	if ref == "" {
-		return Template{}, nil, false, invalid("template_required", "template",
+		return Template{}, nil, false, problem.Invalidf("template_required", "template",
 			"template is required: an alias or a template_id — 请填写 template（别名或模板 ID）")
 	}
 	if aliasName.MatchString(ref) {
@@ -130,8 +130,7 @@ func (s *Service) lookupTemplate(ctx context.Context, a config.Account, ref, cha
 			}
 			return t, &al, true, nil
 		}
-		var perr *Error
-		if !errors.As(err, &perr) {
+		if _, ok := problem.As(err); !ok {
 			return Template{}, nil, false, err
 		}
 	}
@@ -139,14 +138,13 @@ func (s *Service) lookupTemplate(ctx context.Context, a config.Account, ref, cha
 	if err == nil {
 		return t, nil, true, nil
 	}
-	var perr *Error
-	if !errors.As(err, &perr) {
+	if _, ok := problem.As(err); !ok {
 		return Template{}, nil, false, err
 	}
 	// WeChat's template ids are 43 characters; anything much shorter is
 	// a misspelt alias.
 	if len(ref) < 20 {
-		return Template{}, nil, false, notFound("template_not_found", "template",
+		return Template{}, nil, false, problem.NotFoundf("template_not_found", "template",
 			"template %q is neither an alias nor a template id of account %q (list them with GET /api/v1/templates?account=%s) — 模板 %q 既不是别名也不是模板 ID",
 			ref, a.Name, a.Name, ref)
 	}
@@ -171,15 +169,15 @@ func (s *Service) compose(ctx context.Context, a config.Account, channel, ref st
 		return nil, err
 	}
 	if channel == ChannelCustom {
-		return nil, invalid("template_not_allowed", "template",
+		return nil, problem.Invalidf("template_not_allowed", "template",
 			"a custom (customer-service) message has no template; send text or custom instead — 客服消息不使用模板")
 	}
 	if want := channelFor(t.Kind, a); want != channel {
-		return nil, invalid("channel_mismatch", "channel",
+		return nil, problem.Invalidf("channel_mismatch", "channel",
 			"template %s is a %s template, which is sent with channel %q, not %q — 模板类型与 channel 不符", t.TemplateID, t.Kind, want, channel)
 	}
 	if t.RemovedAt != nil {
-		return nil, unprocessable("template_removed", "template",
+		return nil, problem.Unprocessablef("template_removed", "template",
 			"template %s was deleted from the account at WeChat (last sync) — 模板 %s 已在微信后台删除", t.TemplateID, t.TemplateID)
 	}
 	in, err := normalizeData(raw)
@@ -205,18 +203,18 @@ func (s *Service) compose(ctx context.Context, a config.Account, channel, ref st
 			}
 		}
 		if DroppedKeys[kw] {
-			return nil, unprocessable("dropped_keyword", "data."+field, "%s", droppedMessage("data."+field))
+			return nil, problem.Unprocessablef("dropped_keyword", "data."+field, "%s", droppedMessage("data."+field))
 		}
 		if registered && !known[kw] {
 			hint := ""
 			if al != nil && len(al.Fields) > 0 {
 				hint = " or a field of alias " + al.Alias + " (" + joinSorted(al.Fields) + ")"
 			}
-			return nil, invalid("unknown_field", "data."+field,
+			return nil, problem.Invalidf("unknown_field", "data."+field,
 				"data.%s is not a keyword of template %s (%s)%s — data.%s 不是模板的关键词", field, t.TemplateID, keywordList(t), hint, field)
 		}
 		if other, dup := fieldOf[kw]; dup {
-			return nil, invalid("duplicate_field", "data."+field,
+			return nil, problem.Invalidf("duplicate_field", "data."+field,
 				"data.%s and data.%s both fill keyword %s — data.%s 与 data.%s 填写了同一个关键词 %s", other, field, kw, other, field, kw)
 		}
 		fieldOf[kw] = field
@@ -246,7 +244,7 @@ func (s *Service) compose(ctx context.Context, a config.Account, channel, ref st
 					}
 				}
 				en, zh := Rule(k.Key)
-				return nil, unprocessable("missing_field", field,
+				return nil, problem.Unprocessablef("missing_field", field,
 					"%s is missing: template %s needs keyword %s (%s%s) — 缺少 %s（%s）", field, t.TemplateID, k.Key, labelPrefix(k), en, field, zh)
 			}
 			keys = append(keys, k.Key)
@@ -274,7 +272,7 @@ func (s *Service) compose(ctx context.Context, a config.Account, channel, ref st
 			} else if len(field) < 9 || field[:9] != "defaults." {
 				field = "data." + field
 			}
-			return nil, unprocessable("invalid_value", field, "%s", problemMessage(describeField(field, kw), kw, p, v))
+			return nil, problem.Unprocessablef("invalid_value", field, "%s", problemMessage(describeField(field, kw), kw, p, v))
 		}
 	}
 	return c, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Subscription grants. A one-time subscription template allows one send
@@ -67,10 +68,10 @@ func (s *Service) ReportGrants(ctx context.Context, r GrantReport) (GrantSummary
 		return GrantSummary{}, err
 	}
 	if strings.TrimSpace(r.OpenID) == "" {
-		return GrantSummary{}, invalid("openid_required", "openid", "openid is required — 请填写 openid")
+		return GrantSummary{}, problem.Invalidf("openid_required", "openid", "openid is required — 请填写 openid")
 	}
 	if len(r.Results) == 0 {
-		return GrantSummary{}, invalid("results_required", "results",
+		return GrantSummary{}, problem.Invalidf("results_required", "results",
 			`results is required: the object wx.requestSubscribeMessage returns, {"TEMPLATE_ID":"accept"} — 请填写 results`)
 	}
 	ids := sortedKeys(r.Results)
@@ -81,7 +82,7 @@ func (s *Service) ReportGrants(ctx context.Context, r GrantReport) (GrantSummary
 		switch r.Results[id] {
 		case "accept", "reject", "ban", "filter":
 		default:
-			return GrantSummary{}, invalid("invalid_result", "results."+id,
+			return GrantSummary{}, problem.Invalidf("invalid_result", "results."+id,
 				"results.%s must be accept, reject, ban or filter, got %q — results.%s 只能是 accept、reject、ban 或 filter", id, r.Results[id], id)
 		}
 	}
@@ -109,7 +110,7 @@ func (s *Service) Grants(ctx context.Context, account, openid string) (GrantSumm
 		return GrantSummary{}, err
 	}
 	if openid == "" {
-		return GrantSummary{}, invalid("openid_required", "openid", "openid is required — 请填写 openid")
+		return GrantSummary{}, problem.Invalidf("openid_required", "openid", "openid is required — 请填写 openid")
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT template_id, count(*) FROM push_grants
 WHERE account = $1 AND openid = $2 AND status = $3 GROUP BY template_id`, account, openid, grantAvailable)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Message is a send request as GET /api/v1/messages/{id} shows it.
@@ -58,7 +59,7 @@ type RecipientPage struct {
 }
 
 // ErrMessageNotFound is returned for an unknown message id.
-var ErrMessageNotFound = notFound("message_not_found", "id", "no such message — 消息不存在")
+var ErrMessageNotFound = problem.NotFoundf("message_not_found", "id", "no such message — 消息不存在")
 
 // GetMessage returns a message with a page of its recipients.
 func (s *Service) GetMessage(ctx context.Context, id string, page RecipientPage) (Message, error) {
@@ -192,7 +193,7 @@ func (s *Service) ListMessages(ctx context.Context, f ListFilter) (MessageList, 
 	switch f.Status {
 	case "", StatusQueued, StatusSent, StatusDelivered, StatusBlocked, StatusFailed, StatusSkipped:
 	default:
-		return MessageList{}, invalid("invalid_status", "status",
+		return MessageList{}, problem.Invalidf("invalid_status", "status",
 			"status must be queued, sent, delivered, blocked, failed or skipped — status 只能是 queued、sent、delivered、blocked、failed 或 skipped")
 	}
 	var (
@@ -225,7 +226,7 @@ func (s *Service) ListMessages(ctx context.Context, f ListFilter) (MessageList, 
 		var at time.Time
 		err := s.db.QueryRowContext(ctx, `SELECT created_at FROM push_messages WHERE id = $1`, f.Before).Scan(&at)
 		if errors.Is(err, sql.ErrNoRows) {
-			return MessageList{}, invalid("invalid_cursor", "before", "before names no message — before 参数无效")
+			return MessageList{}, problem.Invalidf("invalid_cursor", "before", "before names no message — before 参数无效")
 		}
 		if err != nil {
 			return MessageList{}, fmt.Errorf("push: list cursor: %w", err)

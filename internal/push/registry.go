@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -110,7 +111,7 @@ func (s *Service) Template(ctx context.Context, account, templateID string) (Tem
 	t, err := scanTemplate(s.db.QueryRowContext(ctx, `SELECT `+templateColumns+` FROM push_templates WHERE account = $1 AND template_id = $2`,
 		account, templateID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Template{}, notFound("template_not_found", "template_id",
+		return Template{}, problem.NotFoundf("template_not_found", "template_id",
 			"account %q has no template %q; run `wxgate templates sync --account %s` — 账号 %q 没有模板 %q，请先同步模板", account, templateID, account, account, templateID)
 	}
 	if err != nil {
@@ -128,7 +129,7 @@ func (s *Service) PutTemplate(ctx context.Context, t Template) (Template, error)
 		return Template{}, err
 	}
 	if t.TemplateID == "" {
-		return Template{}, invalid("template_id_required", "template_id", "template_id is required — 请填写 template_id")
+		return Template{}, problem.Invalidf("template_id_required", "template_id", "template_id is required — 请填写 template_id")
 	}
 	switch {
 	case t.Kind == "" && a.Kind == config.KindMiniProgram:
@@ -136,14 +137,14 @@ func (s *Service) PutTemplate(ctx context.Context, t Template) (Template, error)
 	case t.Kind == "":
 		t.Kind = KindTemplate
 	case t.Kind != KindTemplate && t.Kind != KindSubscribe:
-		return Template{}, invalid("invalid_kind", "kind", "kind must be template or subscribe, got %q — kind 只能是 template 或 subscribe", t.Kind)
+		return Template{}, problem.Invalidf("invalid_kind", "kind", "kind must be template or subscribe, got %q — kind 只能是 template 或 subscribe", t.Kind)
 	}
 	if t.Kind == KindTemplate && a.Kind == config.KindMiniProgram {
-		return Template{}, invalid("invalid_kind", "kind", "a mini program has no template messages, only subscribe templates — 小程序只有订阅消息模板")
+		return Template{}, problem.Invalidf("invalid_kind", "kind", "a mini program has no template messages, only subscribe templates — 小程序只有订阅消息模板")
 	}
 	t.Keywords = ParseKeywords(t.Content)
 	if len(t.Keywords) == 0 {
-		return Template{}, invalid("content_without_keywords", "content",
+		return Template{}, problem.Invalidf("content_without_keywords", "content",
 			"content has no {{key.DATA}} placeholder — content 中没有 {{key.DATA}} 占位符")
 	}
 	t.Source = "manual"
@@ -165,7 +166,7 @@ func (s *Service) SyncTemplates(ctx context.Context, account string) (SyncResult
 	}
 	client, ok := s.client(account)
 	if !ok {
-		return SyncResult{}, notFound("account_without_api", "account",
+		return SyncResult{}, problem.NotFoundf("account_without_api", "account",
 			"account %q has no app_secret, so wxgate cannot call WeChat for it — 账号 %q 未配置 app_secret，无法调用微信接口", account, account)
 	}
 	var list []Template
@@ -314,7 +315,7 @@ func (s *Service) Aliases(ctx context.Context, account string) ([]Alias, error) 
 func (s *Service) GetAlias(ctx context.Context, account, name string) (Alias, error) {
 	a, err := scanAlias(s.db.QueryRowContext(ctx, `SELECT `+aliasColumns+` FROM push_aliases WHERE account = $1 AND alias = $2`, account, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Alias{}, notFound("alias_not_found", "alias", "account %q has no alias %q — 账号 %q 没有别名 %q", account, name, account, name)
+		return Alias{}, problem.NotFoundf("alias_not_found", "alias", "account %q has no alias %q — 账号 %q 没有别名 %q", account, name, account, name)
 	}
 	if err != nil {
 		return Alias{}, fmt.Errorf("push: alias %s: %w", name, err)
@@ -329,7 +330,7 @@ func (s *Service) PutAlias(ctx context.Context, a Alias) (Alias, error) {
 		return Alias{}, err
 	}
 	if !aliasName.MatchString(a.Alias) {
-		return Alias{}, invalid("invalid_alias", "alias",
+		return Alias{}, problem.Invalidf("invalid_alias", "alias",
 			"alias %q must start with a letter and use letters, digits, _ - . (at most 64) — 别名须以字母开头，只含字母、数字、_ - .", a.Alias)
 	}
 	t, err := s.Template(ctx, a.Account, a.TemplateID)
@@ -343,39 +344,39 @@ func (s *Service) PutAlias(ctx context.Context, a Alias) (Alias, error) {
 	used := map[string]string{}
 	for field, kw := range a.Fields {
 		if !keys[kw] {
-			return Alias{}, invalid("unknown_keyword", "fields."+field,
+			return Alias{}, problem.Invalidf("unknown_keyword", "fields."+field,
 				"fields.%s maps to %q, which is not a keyword of template %s (%s) — fields.%s 对应的 %q 不是模板关键词",
 				field, kw, t.TemplateID, keywordList(t), field, kw)
 		}
 		if DroppedKeys[kw] {
-			return Alias{}, invalid("dropped_keyword", "fields."+field, "%s", droppedMessage("fields."+field))
+			return Alias{}, problem.Invalidf("dropped_keyword", "fields."+field, "%s", droppedMessage("fields."+field))
 		}
 		if other, dup := used[kw]; dup {
-			return Alias{}, invalid("duplicate_keyword", "fields."+field,
+			return Alias{}, problem.Invalidf("duplicate_keyword", "fields."+field,
 				"fields.%s and fields.%s both map to %s — 两个字段对应同一个关键词 %s", other, field, kw, kw)
 		}
 		used[kw] = field
 	}
 	for kw, v := range a.Defaults {
 		if !keys[kw] {
-			return Alias{}, invalid("unknown_keyword", "defaults."+kw,
+			return Alias{}, problem.Invalidf("unknown_keyword", "defaults."+kw,
 				"defaults.%s is not a keyword of template %s (%s) — defaults.%s 不是模板关键词", kw, t.TemplateID, keywordList(t), kw)
 		}
 		if p := CheckValue(kw, v); p != "" && !(a.Truncate && CheckValue(kw, Truncate(kw, v)) == "") {
-			return Alias{}, unprocessable("invalid_value", "defaults."+kw, "%s", problemMessage("defaults."+kw, kw, p, v))
+			return Alias{}, problem.Unprocessablef("invalid_value", "defaults."+kw, "%s", problemMessage("defaults."+kw, kw, p, v))
 		}
 	}
 	if a.Fallback != "" {
 		if t.Kind != KindSubscribe {
-			return Alias{}, invalid("fallback_not_allowed", "fallback",
+			return Alias{}, problem.Invalidf("fallback_not_allowed", "fallback",
 				"fallback: only a subscription alias can fall back to a template message — 只有订阅消息别名可以设置回退模板 (fallback)")
 		}
 		fb, err := s.GetAlias(ctx, a.Account, a.Fallback)
 		if err != nil {
-			return Alias{}, invalid("fallback_not_found", "fallback", "fallback alias %q does not exist — 回退别名 %q 不存在", a.Fallback, a.Fallback)
+			return Alias{}, problem.Invalidf("fallback_not_found", "fallback", "fallback alias %q does not exist — 回退别名 %q 不存在", a.Fallback, a.Fallback)
 		}
 		if ft, err := s.Template(ctx, fb.Account, fb.TemplateID); err != nil || ft.Kind != KindTemplate {
-			return Alias{}, invalid("fallback_not_template", "fallback",
+			return Alias{}, problem.Invalidf("fallback_not_template", "fallback",
 				"fallback alias %q must name a template message — 回退别名 %q 必须对应模板消息", a.Fallback, a.Fallback)
 		}
 	}
@@ -406,7 +407,7 @@ func (s *Service) DeleteAlias(ctx context.Context, account, name string) error {
 		return fmt.Errorf("push: delete alias %s: %w", name, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return notFound("alias_not_found", "alias", "account %q has no alias %q — 账号 %q 没有别名 %q", account, name, account, name)
+		return problem.NotFoundf("alias_not_found", "alias", "account %q has no alias %q — 账号 %q 没有别名 %q", account, name, account, name)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/push"
 )
 
@@ -21,10 +22,10 @@ func raw(m map[string]string) map[string]json.RawMessage {
 	return out
 }
 
-// pushErr asserts err is a *push.Error with code and a message naming field.
+// pushErr asserts err is a *problem.Error with code and a message naming field.
 func pushErr(t *testing.T, err error, code, field string) {
 	t.Helper()
-	var perr *push.Error
+	var perr *problem.Error
 	if !errors.As(err, &perr) {
 		t.Fatalf("error %v, want a push error %s", err, code)
 	}
@@ -98,7 +99,7 @@ func TestSyncTemplatesAndAliases(t *testing.T) {
 		_, err = b.svc.PutAlias(ctx, push.Alias{Account: "main", Alias: "bad", TemplateID: tplVisit, Fields: map[string]string{"x": "thing9"}})
 		pushErr(t, err, "unknown_keyword", "fields.x")
 		_, err = b.svc.PutAlias(ctx, push.Alias{Account: "main", Alias: "bad", TemplateID: tplVisit, Fields: map[string]string{"a": "thing1", "b": "thing1"}})
-		var perr *push.Error
+		var perr *problem.Error
 		if !errors.As(err, &perr) || perr.Code != "duplicate_keyword" {
 			t.Errorf("duplicate mapping: %v", err)
 		}

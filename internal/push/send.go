@@ -20,6 +20,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Request is the body of POST /api/v1/messages.
@@ -148,7 +149,7 @@ func (s *Service) Send(ctx context.Context, req Request, o SendOptions) (*SendRe
 	}
 	key := strings.TrimSpace(o.IdempotencyKey)
 	if utf8.RuneCountInString(key) > maxIdempotencyKey {
-		return nil, invalid("invalid_idempotency_key", "Idempotency-Key",
+		return nil, problem.Invalidf("invalid_idempotency_key", "Idempotency-Key",
 			"the Idempotency-Key header is longer than %d characters — Idempotency-Key 不能超过 %d 个字符", maxIdempotencyKey, maxIdempotencyKey)
 	}
 	hash := requestHash(req)
@@ -184,8 +185,8 @@ func (s *Service) replay(ctx context.Context, apiKeyID int64, key, hash string) 
 		return nil, fmt.Errorf("push: idempotency key: %w", err)
 	}
 	if storedHash != hash {
-		return nil, &Error{Kind: KindConflict, Code: "idempotency_key_reused", Field: "Idempotency-Key",
-			Message: fmt.Sprintf("Idempotency-Key %q was used for a different request; use a new key for a new message — 此 Idempotency-Key 已用于另一个请求，新消息请使用新的 key", key)}
+		return nil, problem.Conflictf("idempotency_key_reused", "Idempotency-Key",
+			"Idempotency-Key %q was used for a different request; use a new key for a new message — 此 Idempotency-Key 已用于另一个请求，新消息请使用新的 key", key)
 	}
 	res := &SendResult{Body: []byte(body), Replayed: true}
 	if err := json.Unmarshal([]byte(body), &res.Accepted); err != nil {
@@ -249,7 +250,7 @@ func (s *Service) plan(ctx context.Context, req Request) (*sendPlan, error) {
 		p.main = payload{Channel: ChannelCustom, Custom: body}
 	} else {
 		if req.Text != "" || len(req.Custom) > 0 {
-			return nil, invalid("text_not_allowed", "text",
+			return nil, problem.Invalidf("text_not_allowed", "text",
 				"text and custom are for channel custom (customer-service messages) — text 和 custom 仅用于客服消息 (channel custom)")
 		}
 		c, err := s.compose(ctx, a, channel, req.Template, req.Data, req.Truncate)
@@ -266,8 +267,7 @@ func (s *Service) plan(ctx context.Context, req Request) (*sendPlan, error) {
 			if c.alias != nil && c.alias.Fallback != "" {
 				fb, err := s.compose(ctx, a, ChannelTemplate, c.alias.Fallback, req.Data, req.Truncate)
 				if err != nil {
-					var perr *Error
-					if errors.As(err, &perr) {
+					if perr, ok := problem.As(err); ok {
 						perr.Message = "fallback alias " + c.alias.Fallback + ": " + perr.Message
 					}
 					return nil, err
@@ -300,37 +300,37 @@ func jumpPayload(c *composed, req Request, a config.Account) (payload, error) {
 		p.URL, p.MiniProgram, p.Page = al.URL, al.MiniProgram, al.Page
 	}
 	if p.MiniProgram != nil && p.MiniProgram.AppID == "" {
-		return p, invalid("miniprogram_appid_required", "miniprogram.appid",
+		return p, problem.Invalidf("miniprogram_appid_required", "miniprogram.appid",
 			"miniprogram.appid is required to open a mini program — 跳转小程序需要 miniprogram.appid")
 	}
 	switch c.channel {
 	case ChannelTemplate:
 		if p.Page != "" {
-			return p, invalid("page_not_allowed", "page",
+			return p, problem.Invalidf("page_not_allowed", "page",
 				"a template message opens url or miniprogram, not page — 模板消息使用 url 或 miniprogram 跳转，不支持 page")
 		}
 	case ChannelSubscribe:
 		if p.Page == "" {
 			p.Page, p.URL = p.URL, ""
 		} else if p.URL != "" {
-			return p, invalid("url_and_page", "url",
+			return p, problem.Invalidf("url_and_page", "url",
 				"a subscription notification opens page (a web page); give page or url, not both — 订阅通知只需 page 或 url 之一")
 		}
 	case ChannelMPSubscribe:
 		if p.URL != "" || p.MiniProgram != nil {
-			return p, invalid("jump_not_allowed", "url",
+			return p, problem.Invalidf("jump_not_allowed", "url",
 				"url and miniprogram do not apply: a mini program subscription message opens page, a path of the mini program — 小程序订阅消息不支持 url 或 miniprogram，只能用 page 跳转到本小程序页面")
 		}
 		switch req.MiniProgramState {
 		case "", "developer", "trial", "formal":
 		default:
-			return p, invalid("invalid_miniprogram_state", "miniprogram_state",
+			return p, problem.Invalidf("invalid_miniprogram_state", "miniprogram_state",
 				"miniprogram_state must be developer, trial or formal — miniprogram_state 只能是 developer、trial 或 formal")
 		}
 		switch req.Lang {
 		case "", "zh_CN", "en_US", "zh_HK", "zh_TW":
 		default:
-			return p, invalid("invalid_lang", "lang", "lang must be zh_CN, en_US, zh_HK or zh_TW — lang 只能是 zh_CN、en_US、zh_HK 或 zh_TW")
+			return p, problem.Invalidf("invalid_lang", "lang", "lang must be zh_CN, en_US, zh_HK or zh_TW — lang 只能是 zh_CN、en_US、zh_HK 或 zh_TW")
 		}
 		p.State, p.Lang = req.MiniProgramState, req.Lang
 	}
@@ -346,30 +346,30 @@ var customMsgTypes = map[string]bool{"text": true, "image": true, "voice": true,
 // without touser.
 func customBody(req Request) (json.RawMessage, error) {
 	if req.Template != "" || len(req.Data) > 0 {
-		return nil, invalid("template_not_allowed", "template",
+		return nil, problem.Invalidf("template_not_allowed", "template",
 			"a custom (customer-service) message has no template or data; send text or custom — 客服消息不使用模板，请使用 text 或 custom")
 	}
 	if req.Text != "" && len(req.Custom) > 0 {
-		return nil, invalid("text_and_custom", "custom", "give text or custom, not both — text 与 custom 只能二选一")
+		return nil, problem.Invalidf("text_and_custom", "custom", "give text or custom, not both — text 与 custom 只能二选一")
 	}
 	if req.Text != "" {
 		b, _ := json.Marshal(map[string]any{"msgtype": "text", "text": map[string]string{"content": req.Text}})
 		return b, nil
 	}
 	if len(req.Custom) == 0 {
-		return nil, invalid("content_required", "text", "a custom message needs text or custom — 客服消息需要 text 或 custom")
+		return nil, problem.Invalidf("content_required", "text", "a custom message needs text or custom — 客服消息需要 text 或 custom")
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(req.Custom, &m); err != nil {
-		return nil, invalid("invalid_custom", "custom", "custom must be a JSON object like {\"msgtype\":\"text\",\"text\":{\"content\":\"…\"}} — custom 必须是 JSON 对象")
+		return nil, problem.Invalidf("invalid_custom", "custom", "custom must be a JSON object like {\"msgtype\":\"text\",\"text\":{\"content\":\"…\"}} — custom 必须是 JSON 对象")
 	}
 	var msgType string
 	if err := json.Unmarshal(m["msgtype"], &msgType); err != nil || !customMsgTypes[msgType] {
-		return nil, invalid("invalid_msgtype", "custom.msgtype",
+		return nil, problem.Invalidf("invalid_msgtype", "custom.msgtype",
 			"custom.msgtype must be one of text, image, voice, video, music, news, mpnews, mpnewsarticle, msgmenu, wxcard, miniprogrampage — custom.msgtype 无效")
 	}
 	if len(bytes.TrimSpace(m[msgType])) == 0 {
-		return nil, invalid("missing_content", "custom."+msgType, "custom.%s is required for msgtype %s — 缺少 custom.%s", msgType, msgType, msgType)
+		return nil, problem.Invalidf("missing_content", "custom."+msgType, "custom.%s is required for msgtype %s — 缺少 custom.%s", msgType, msgType, msgType)
 	}
 	delete(m, "touser")
 	b, _ := json.Marshal(m)
@@ -395,11 +395,11 @@ func (s *Service) resolve(ctx context.Context, p *sendPlan, to Recipients) error
 	add(toUnionID, to.UnionIDs)
 	add(toExternalID, to.ExternalIDs)
 	if len(list) == 0 {
-		return invalid("recipients_required", "to",
+		return problem.Invalidf("recipients_required", "to",
 			"to needs at least one of openids, unionids, external_ids — to 中至少需要一个 openids、unionids 或 external_ids")
 	}
 	if len(list) > s.opts.MaxRecipients {
-		return invalid("too_many_recipients", "to", "at most %d recipients per message, got %d — 每条消息最多 %d 个接收者",
+		return problem.Invalidf("too_many_recipients", "to", "at most %d recipients per message, got %d — 每条消息最多 %d 个接收者",
 			s.opts.MaxRecipients, len(list), s.opts.MaxRecipients)
 	}
 	account := p.account.Name

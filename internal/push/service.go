@@ -27,6 +27,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -161,11 +162,11 @@ func New(opts Options) *Service {
 // account returns a configured account or a not-found error naming the field.
 func (s *Service) account(name string) (config.Account, error) {
 	if name == "" {
-		return config.Account{}, invalid("account_required", "account", "account is required — 请指定 account（账号名）")
+		return config.Account{}, problem.Invalidf("account_required", "account", "account is required — 请指定 account（账号名）")
 	}
 	a, ok := s.accounts[name]
 	if !ok {
-		return config.Account{}, notFound("account_not_found", "account", "unknown account %q — 账号 %q 不存在", name, name)
+		return config.Account{}, problem.NotFoundf("account_not_found", "account", "unknown account %q — 账号 %q 不存在", name, name)
 	}
 	return a, nil
 }

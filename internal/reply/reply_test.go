@@ -9,6 +9,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/reply"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
@@ -217,7 +218,7 @@ func TestAddValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := s.Add(t.Context(), tt.rule)
-		var ve *reply.ValidationError
+		var ve *problem.Error
 		if !errors.As(err, &ve) || !errors.Is(err, reply.ErrInvalidRule) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want a validation error mentioning %q", tt.name, err, tt.want)
 		}

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -87,21 +88,16 @@ func FromConfig(account string, position int, r config.ReplyRule) Rule {
 	}
 }
 
-// ErrInvalidRule wraps every validation failure, so callers (the CLI, the
-// API) can tell a user's mistake from a storage failure.
+// ErrInvalidRule is the cause of every validation failure, so callers (the
+// CLI, the API) can tell a user's mistake from a storage failure.
 var ErrInvalidRule = errors.New("invalid reply rule")
 
-// ValidationError says what is wrong with a rule, in English and Chinese.
-type ValidationError struct {
-	Problems []string
+// invalidRule says everything that is wrong with a rule, each problem in
+// English and Chinese.
+func invalidRule(problems []string) *problem.Error {
+	return &problem.Error{Kind: problem.Invalid, Code: "invalid_reply_rule",
+		Message: "invalid reply rule: " + strings.Join(problems, "; "), Err: ErrInvalidRule}
 }
-
-func (e *ValidationError) Error() string {
-	return "invalid reply rule: " + strings.Join(e.Problems, "; ")
-}
-
-// Unwrap lets errors.Is(err, ErrInvalidRule) work.
-func (e *ValidationError) Unwrap() error { return ErrInvalidRule }
 
 // messageTypes a msg_type rule may name: the user messages WeChat pushes.
 var messageTypes = map[string]bool{
@@ -170,7 +166,7 @@ func (r *Rule) normalize() error {
 	}
 	problems = append(problems, contentProblems(r.Reply)...)
 	if len(problems) > 0 {
-		return &ValidationError{Problems: problems}
+		return invalidRule(problems)
 	}
 	return nil
 }

@@ -106,7 +106,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
 // Add validates and stores a rule (source cli unless set). Without a
 // position it goes after the account's last rule. An invalid rule — an
 // unknown match, a regex that does not compile, a text reply without
-// content — is refused with a *ValidationError naming every problem.
+// content — is refused with an invalid_reply_rule *problem.Error naming every problem.
 // Position 0 (or less) means "after the last rule".
 func (s *Store) Add(ctx context.Context, r Rule) (Rule, error) {
 	r.ID = 0

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Follower attributes are the business's own variables of a follower:
@@ -49,11 +51,11 @@ func (s *Service) SetAttributes(ctx context.Context, account, openid string, att
 	}
 	for name, v := range attrs {
 		if !attrName.MatchString(name) {
-			return nil, invalid("invalid_attribute", "attributes."+name,
+			return nil, problem.Invalidf("invalid_attribute", "attributes."+name,
 				"attribute name %q must start with a letter or _ and use letters, digits and _ (at most 64) — 属性名只能包含字母、数字和下划线", name)
 		}
 		if v != nil && utf8.RuneCountInString(*v) > maxAttrValue {
-			return nil, invalid("invalid_attribute", "attributes."+name, "attribute %s is longer than %d characters — 属性 %s 过长", name, maxAttrValue, name)
+			return nil, problem.Invalidf("invalid_attribute", "attributes."+name, "attribute %s is longer than %d characters — 属性 %s 过长", name, maxAttrValue, name)
 		}
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -83,7 +85,7 @@ func (s *Service) SetAttributes(ctx context.Context, account, openid string, att
 		}
 	}
 	if len(result) > maxAttributes {
-		return nil, invalid("too_many_attributes", "attributes", "at most %d attributes per follower — 每位粉丝最多 %d 个属性", maxAttributes, maxAttributes)
+		return nil, problem.Invalidf("too_many_attributes", "attributes", "at most %d attributes per follower — 每位粉丝最多 %d 个属性", maxAttributes, maxAttributes)
 	}
 	b, _ := json.Marshal(result)
 	if _, err := tx.ExecContext(ctx, `
@@ -100,13 +102,13 @@ ON CONFLICT (account, openid) DO UPDATE SET attributes = excluded.attributes, up
 
 func (s *Service) checkFollowerRef(account, openid string) error {
 	if account == "" {
-		return invalid("account_required", "account", "account is required (?account=…) — 请指定 account（账号名）")
+		return problem.Invalidf("account_required", "account", "account is required (?account=…) — 请指定 account（账号名）")
 	}
 	if _, ok := s.accounts[account]; !ok {
-		return notFound("account_not_found", "account", "unknown account %q — 账号 %q 不存在", account, account)
+		return problem.NotFoundf("account_not_found", "account", "unknown account %q — 账号 %q 不存在", account, account)
 	}
 	if strings.TrimSpace(openid) == "" || len(openid) > 128 {
-		return invalid("invalid_openid", "openid", "openid is required — 请指定 openid")
+		return problem.Invalidf("invalid_openid", "openid", "openid is required — 请指定 openid")
 	}
 	return nil
 }

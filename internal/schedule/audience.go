@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // inChunk is how many values go in one IN (…) list.
@@ -77,7 +78,7 @@ func (s *Service) audience(ctx context.Context, sc *Schedule) ([]*target, error)
 		}
 		return out, nil
 	}
-	return nil, invalid("invalid_audience", "audience.kind", "unknown audience kind %q — audience.kind 无效", a.Kind)
+	return nil, problem.Invalidf("invalid_audience", "audience.kind", "unknown audience kind %q — audience.kind 无效", a.Kind)
 }
 
 // followerRow is a followers row as a schedule reads it.

@@ -8,6 +8,7 @@ import (
 	_ "time/tzdata" // time zones work on hosts and images without a zoneinfo database
 
 	"github.com/robfig/cron/v3"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // DefaultTimeZone is the zone of a schedule that names none.
@@ -46,12 +47,12 @@ func LoadZone(tz string) (*time.Location, error) {
 		tz = DefaultTimeZone
 	}
 	if tz == "Local" || strings.TrimSpace(tz) != tz {
-		return nil, invalid("invalid_timezone", "timezone",
+		return nil, problem.Invalidf("invalid_timezone", "timezone",
 			"timezone %q is not an IANA time zone name such as Asia/Shanghai or America/New_York — 时区 %q 无效，请使用 IANA 时区名，如 Asia/Shanghai", tz, tz)
 	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		return nil, invalid("invalid_timezone", "timezone",
+		return nil, problem.Invalidf("invalid_timezone", "timezone",
 			"timezone %q is not a known IANA time zone (e.g. Asia/Shanghai, Europe/Berlin, America/New_York) — 时区 %q 无效，请使用 IANA 时区名，如 Asia/Shanghai", tz, tz)
 	}
 	return loc, nil
@@ -65,15 +66,15 @@ func ParseCron(expr, tz string) (*Cron, error) {
 	}
 	expr = strings.TrimSpace(expr)
 	bad := func(why string) error {
-		return invalid("invalid_cron", "cron",
+		return problem.Invalidf("invalid_cron", "cron",
 			"cron %q is not valid: %s; use 5 fields \"minute hour day-of-month month day-of-week\", e.g. \"30 7 * * *\" for every day at 07:30, or @daily, @every 2h — "+
 				"cron 表达式 %q 无效：请使用 5 个字段「分 时 日 月 周」，如 \"30 7 * * *\" 表示每天 07:30", expr, why, expr)
 	}
 	switch {
 	case expr == "":
-		return nil, invalid("cron_required", "cron", "cron is required, e.g. \"30 7 * * *\" for every day at 07:30 — 请填写 cron，如 \"30 7 * * *\" 表示每天 07:30")
+		return nil, problem.Invalidf("cron_required", "cron", "cron is required, e.g. \"30 7 * * *\" for every day at 07:30 — 请填写 cron，如 \"30 7 * * *\" 表示每天 07:30")
 	case strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ="):
-		return nil, invalid("invalid_cron", "cron",
+		return nil, problem.Invalidf("invalid_cron", "cron",
 			"cron %q: give the time zone in the timezone field, not in the expression — 请在 timezone 字段中设置时区，不要写在 cron 表达式里", expr)
 	}
 	sched, err := cronParser.Parse(expr)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 func mustZone(t *testing.T, name string) *time.Location {
@@ -93,7 +95,7 @@ func TestCronErrors(t *testing.T) {
 		{"30 7 * * *", "+08:00", "invalid_timezone", "timezone"},
 	} {
 		_, err := ParseCron(tc.expr, tc.tz)
-		var e *Error
+		var e *problem.Error
 		if !errors.As(err, &e) || e.Code != tc.code || e.Field != tc.field {
 			t.Errorf("ParseCron(%q, %q) = %v, want %s on %s", tc.expr, tc.tz, err, tc.code, tc.field)
 			continue

@@ -10,6 +10,8 @@ import (
 	"text/template"
 	"time"
 	"unicode/utf8"
+
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Recipient is what the templates of a schedule see of one recipient
@@ -217,7 +219,7 @@ func compile(sp *Spec, now time.Time, secret func(string) (string, error)) (*pro
 	for field, text := range sp.Data {
 		t, err := parseTemplate("data."+field, text, now, nil)
 		if err != nil {
-			return nil, invalid("invalid_template", "data."+field, "data.%s is not a valid template: %s — data.%s 模板无效", field, cleanParseError(err), field)
+			return nil, problem.Invalidf("invalid_template", "data."+field, "data.%s is not a valid template: %s — data.%s 模板无效", field, cleanParseError(err), field)
 		}
 		p.data[field] = t
 		p.fields = append(p.fields, field)
@@ -227,7 +229,7 @@ func compile(sp *Spec, now time.Time, secret func(string) (string, error)) (*pro
 	if src := sp.Source; src != nil && src.Type == SourceHTTP {
 		var err error
 		if p.url, err = parseTemplate("source.url", src.URL, now, secret); err != nil {
-			return nil, invalid("invalid_template", "source.url", "source.url is not a valid template: %s — source.url 模板无效", cleanParseError(err))
+			return nil, problem.Invalidf("invalid_template", "source.url", "source.url is not a valid template: %s — source.url 模板无效", cleanParseError(err))
 		}
 		p.urlShown, _ = parseTemplate("source.url", src.URL, now, mask)
 		p.usesCity = p.usesCity || strings.Contains(src.URL, ".City")
@@ -235,7 +237,7 @@ func compile(sp *Spec, now time.Time, secret func(string) (string, error)) (*pro
 			field := "source.headers." + name
 			real, err := parseTemplate(field, text, now, secret)
 			if err != nil {
-				return nil, invalid("invalid_template", field, "%s is not a valid template: %s — %s 模板无效", field, cleanParseError(err), field)
+				return nil, problem.Invalidf("invalid_template", field, "%s is not a valid template: %s — %s 模板无效", field, cleanParseError(err), field)
 			}
 			shown, _ := parseTemplate(field, text, now, mask)
 			p.headers[name] = [2]*template.Template{real, shown}

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/push"
 )
 
@@ -102,8 +103,7 @@ func (s *Service) execute(ctx context.Context, scheduleID int64, dueAt time.Time
 		}
 		targets, calls, err := s.plan(ctx, &sc, r.dueAt)
 		if err != nil {
-			var e *Error
-			if errors.As(err, &e) {
+			if e, ok := problem.As(err); ok {
 				return s.fail(ctx, r.id, e.Message)
 			}
 			return err
@@ -139,7 +139,7 @@ type target struct {
 }
 
 // plan resolves a schedule's audience, calls its source and renders each
-// recipient's data. It writes nothing. An *Error means the run cannot be
+// recipient's data. It writes nothing. A *problem.Error means the run cannot be
 // done at all.
 func (s *Service) plan(ctx context.Context, sc *Schedule, dueAt time.Time) ([]*target, int, error) {
 	loc, err := LoadZone(sc.TimeZone)
@@ -147,7 +147,7 @@ func (s *Service) plan(ctx context.Context, sc *Schedule, dueAt time.Time) ([]*t
 		return nil, 0, err
 	}
 	if _, ok := s.accounts[sc.Account]; !ok {
-		return nil, 0, notFound("account_not_found", "account", "account %q is no longer configured — 账号 %q 已不在配置中", sc.Account, sc.Account)
+		return nil, 0, problem.NotFoundf("account_not_found", "account", "account %q is no longer configured — 账号 %q 已不在配置中", sc.Account, sc.Account)
 	}
 	now := dueAt.In(loc)
 	prog, err := compile(&sc.Spec, now, secretFunc(s.opts.Secrets))
@@ -398,8 +398,8 @@ func (s *Service) sendChunk(ctx context.Context, sc *Schedule, runID int64, data
 	}
 	res, err := s.opts.Push.Send(ctx, req, push.SendOptions{IdempotencyKey: IdempotencyKey(runID, chunk[0].id)})
 	if err != nil {
-		var perr *push.Error
-		if !errors.As(err, &perr) {
+		perr, ok := problem.As(err)
+		if !ok {
 			return false, fmt.Errorf("schedule: run %d: send: %w", runID, err)
 		}
 		reason := perr.Code + ": " + perr.Message

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/push"
 )
 
@@ -91,6 +92,9 @@ func (s *Service) Runs(ctx context.Context, scheduleID int64, f RunFilter) ([]Ru
 func (s *Service) GetRun(ctx context.Context, scheduleID, runID int64) (RunDetail, error) {
 	return s.GetRunPage(ctx, scheduleID, runID, 0, 0)
 }
+
+// ErrRunNotFound is returned for an unknown run id.
+var ErrRunNotFound = problem.NotFoundf("run_not_found", "run_id", "no such run of this schedule — 该定时任务没有这次运行")
 
 // GetRunPage is GetRun with paging of the recipients.
 func (s *Service) GetRunPage(ctx context.Context, scheduleID, runID, after int64, limit int) (RunDetail, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/push"
 )
 
@@ -141,15 +142,15 @@ func (s *Service) validate(in Input) (*checked, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	switch {
 	case in.Name == "":
-		return nil, invalid("name_required", "name", "name is required, e.g. 每日天气 — 请填写名称 (name)")
+		return nil, problem.Invalidf("name_required", "name", "name is required, e.g. 每日天气 — 请填写名称 (name)")
 	case utf8.RuneCountInString(in.Name) > maxName:
-		return nil, invalid("name_too_long", "name", "name is longer than %d characters — 名称不能超过 %d 个字符", maxName, maxName)
+		return nil, problem.Invalidf("name_too_long", "name", "name is longer than %d characters — 名称不能超过 %d 个字符", maxName, maxName)
 	}
 	if in.Account == "" {
-		return nil, invalid("account_required", "account", "account is required — 请指定 account（账号名）")
+		return nil, problem.Invalidf("account_required", "account", "account is required — 请指定 account（账号名）")
 	}
 	if _, ok := s.accounts[in.Account]; !ok {
-		return nil, notFound("account_not_found", "account", "unknown account %q — 账号 %q 不存在", in.Account, in.Account)
+		return nil, problem.NotFoundf("account_not_found", "account", "unknown account %q — 账号 %q 不存在", in.Account, in.Account)
 	}
 	if in.TimeZone == "" {
 		in.TimeZone = DefaultTimeZone
@@ -163,7 +164,7 @@ func (s *Service) validate(in Input) (*checked, error) {
 	if in.MisfireGrace != nil {
 		grace = time.Duration(*in.MisfireGrace)
 		if grace < MinMisfireGrace || grace > MaxMisfireGrace {
-			return nil, invalid("invalid_misfire_grace", "misfire_grace",
+			return nil, problem.Invalidf("invalid_misfire_grace", "misfire_grace",
 				"misfire_grace must be between 1m and 168h, got %s — misfire_grace（错过后补发的宽限时间）须在 1m 到 168h 之间", grace)
 		}
 	}
@@ -173,22 +174,22 @@ func (s *Service) validate(in Input) (*checked, error) {
 	switch in.Channel {
 	case "", push.ChannelTemplate, push.ChannelSubscribe, push.ChannelMPSubscribe:
 	default:
-		return nil, invalid("invalid_channel", "channel",
+		return nil, problem.Invalidf("invalid_channel", "channel",
 			"channel must be template, subscribe or mp_subscribe, got %q — channel 只能是 template、subscribe 或 mp_subscribe", in.Channel)
 	}
 	if strings.TrimSpace(in.Template) == "" {
-		return nil, invalid("template_required", "template", "template is required: an alias or a template_id — 请填写 template（别名或模板 ID）")
+		return nil, problem.Invalidf("template_required", "template", "template is required: an alias or a template_id — 请填写 template（别名或模板 ID）")
 	}
 	if len(in.Data) == 0 {
-		return nil, invalid("data_required", "data",
+		return nil, problem.Invalidf("data_required", "data",
 			`data is required: template fields and the Go templates that fill them, e.g. {"thing1": "{{.City}}"} — 请填写 data（模板字段及其取值模板）`)
 	}
 	if len(in.Data) > maxDataFields || len(in.Vars) > maxVars {
-		return nil, invalid("too_many_fields", "data", "at most %d data fields and %d vars — data 最多 %d 个字段", maxDataFields, maxVars, maxDataFields)
+		return nil, problem.Invalidf("too_many_fields", "data", "at most %d data fields and %d vars — data 最多 %d 个字段", maxDataFields, maxVars, maxDataFields)
 	}
 	for k, v := range in.Data {
 		if len(v) > maxTemplate {
-			return nil, invalid("template_too_long", "data."+k, "data.%s is longer than 64 KiB — data.%s 过长", k, k)
+			return nil, problem.Invalidf("template_too_long", "data."+k, "data.%s is longer than 64 KiB — data.%s 过长", k, k)
 		}
 	}
 	if err := checkSource(in.Source); err != nil {
@@ -199,14 +200,13 @@ func (s *Service) validate(in Input) (*checked, error) {
 	}
 	for tag := range in.TagCities {
 		if _, err := parseTagID(tag); err != nil {
-			return nil, invalid("invalid_tag_cities", "tag_cities."+tag,
+			return nil, problem.Invalidf("invalid_tag_cities", "tag_cities."+tag,
 				"tag_cities keys are WeChat tag ids (numbers), got %q — tag_cities 的键须为标签 ID（数字）", tag)
 		}
 	}
 	// Parse every template now, so mistakes are reported at once.
 	if _, err := compile(&in.Spec, time.Now(), func(string) (string, error) { return "", nil }); err != nil {
-		var e *Error
-		if errors.As(err, &e) && strings.Contains(e.Message, `"secret" not defined`) {
+		if e, ok := problem.As(err); ok && strings.Contains(e.Message, `"secret" not defined`) {
 			e.Message += ` (secrets can be used in source.url and source.headers only — secret 只能用于 source.url 和 source.headers)`
 		}
 		return nil, err
@@ -229,7 +229,7 @@ func checkAudience(a *Audience) error {
 	}
 	a.OpenIDs, a.ExternalIDs = clean(a.OpenIDs), clean(a.ExternalIDs)
 	bad := func(format string, args ...any) error {
-		return invalid("invalid_audience", "audience", format, args...)
+		return problem.Invalidf("invalid_audience", "audience", format, args...)
 	}
 	switch a.Kind {
 	case AudienceAll:
@@ -249,10 +249,10 @@ func checkAudience(a *Audience) error {
 			return bad("audience kind external_ids needs a list of external_ids and nothing else — audience 为 external_ids 时须填写 external_ids 列表")
 		}
 	case "":
-		return invalid("audience_required", "audience.kind",
+		return problem.Invalidf("audience_required", "audience.kind",
 			`audience.kind is required: all, tag, openids or external_ids, e.g. {"kind":"all"} — 请填写 audience.kind：all、tag、openids 或 external_ids`)
 	default:
-		return invalid("invalid_audience", "audience.kind",
+		return problem.Invalidf("invalid_audience", "audience.kind",
 			"audience.kind must be all, tag, openids or external_ids, got %q — audience.kind 只能是 all、tag、openids 或 external_ids", a.Kind)
 	}
 	if len(a.OpenIDs) > maxAudience || len(a.ExternalIDs) > maxAudience {
@@ -268,27 +268,27 @@ func checkSource(src *Source) error {
 	switch src.Type {
 	case "", SourceStatic:
 		if src.URL != "" || len(src.Headers) > 0 || len(src.Expect) > 0 {
-			return invalid("invalid_source", "source.type", `source.type must be "http" for a source with a url — 带 url 的数据源须设置 source.type 为 http`)
+			return problem.Invalidf("invalid_source", "source.type", `source.type must be "http" for a source with a url — 带 url 的数据源须设置 source.type 为 http`)
 		}
 		return nil
 	case SourceHTTP:
 	default:
-		return invalid("invalid_source", "source.type", "source.type must be http or static, got %q — source.type 只能是 http 或 static", src.Type)
+		return problem.Invalidf("invalid_source", "source.type", "source.type must be http or static, got %q — source.type 只能是 http 或 static", src.Type)
 	}
 	u := strings.TrimSpace(src.URL)
 	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return invalid("invalid_source_url", "source.url",
+		return problem.Invalidf("invalid_source_url", "source.url",
 			"source.url must be an http:// or https:// URL (a Go template), e.g. https://devapi.qweather.com/v7/weather/now?location={{.Attr.location}}&key={{secret \"QWEATHER_KEY\"}} — source.url 须为 http(s) 地址")
 	}
 	if t := time.Duration(src.Timeout); t < 0 || t > MaxSourceTimeout {
-		return invalid("invalid_source_timeout", "source.timeout", "source.timeout must be between 1s and 1m — source.timeout 须在 1s 到 1m 之间")
+		return problem.Invalidf("invalid_source_timeout", "source.timeout", "source.timeout must be between 1s and 1m — source.timeout 须在 1s 到 1m 之间")
 	}
 	if src.Retries != nil && (*src.Retries < 0 || *src.Retries > MaxSourceRetries) {
-		return invalid("invalid_source_retries", "source.retries", "source.retries must be between 0 and %d — source.retries 须在 0 到 %d 之间", MaxSourceRetries, MaxSourceRetries)
+		return problem.Invalidf("invalid_source_retries", "source.retries", "source.retries must be between 0 and %d — source.retries 须在 0 到 %d 之间", MaxSourceRetries, MaxSourceRetries)
 	}
 	for name := range src.Headers {
 		if name == "" || strings.ContainsAny(name, " :\r\n") {
-			return invalid("invalid_source_header", "source.headers", "source.headers has an invalid header name %q — 请求头名称无效", name)
+			return problem.Invalidf("invalid_source_header", "source.headers", "source.headers has an invalid header name %q — 请求头名称无效", name)
 		}
 	}
 	return nil
@@ -332,7 +332,7 @@ func (s *Service) Create(ctx context.Context, in Input) (Schedule, error) {
 	enabled := c.in.Enabled == nil || *c.in.Enabled
 	next, err := c.cron.nextDue(now)
 	if err != nil {
-		return Schedule{}, invalid("invalid_cron", "cron", "%v — cron 表达式五年内没有执行时间", err)
+		return Schedule{}, problem.Invalidf("invalid_cron", "cron", "%v — cron 表达式五年内没有执行时间", err)
 	}
 	spec, _ := json.Marshal(c.in.Spec)
 	var id int64
@@ -345,6 +345,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id`,
 	}
 	return s.Get(ctx, id)
 }
+
+// ErrNotFound is returned for an unknown schedule id.
+var ErrNotFound = problem.NotFoundf("schedule_not_found", "id", "no such schedule — 定时任务不存在")
 
 // Get returns one schedule.
 func (s *Service) Get(ctx context.Context, id int64) (Schedule, error) {
@@ -401,7 +404,7 @@ func (s *Service) Update(ctx context.Context, id int64, in Input) (Schedule, err
 	if old.Cron != c.in.Cron || old.TimeZone != c.in.TimeZone || old.Enabled != enabled {
 		next, err := c.cron.nextDue(now)
 		if err != nil {
-			return Schedule{}, invalid("invalid_cron", "cron", "%v — cron 表达式五年内没有执行时间", err)
+			return Schedule{}, problem.Invalidf("invalid_cron", "cron", "%v — cron 表达式五年内没有执行时间", err)
 		}
 		query += `, next_due_at = $9 WHERE id = $10`
 		args = append(args, db.Timestamp(next), id)
@@ -449,7 +452,7 @@ func (s *Service) SetEnabled(ctx context.Context, id int64, enabled bool) (Sched
 		}
 		next, nerr := c.nextDue(now)
 		if nerr != nil {
-			return Schedule{}, invalid("invalid_cron", "cron", "%v — cron 表达式五年内没有执行时间", nerr)
+			return Schedule{}, problem.Invalidf("invalid_cron", "cron", "%v — cron 表达式五年内没有执行时间", nerr)
 		}
 		_, err = s.db.ExecContext(ctx, `UPDATE schedules SET enabled = TRUE, next_due_at = $1, updated_at = $2 WHERE id = $3`, db.Timestamp(next), now, id)
 	}

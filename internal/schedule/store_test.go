@@ -11,6 +11,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // storeService is a Service without queue or push: schedules and
@@ -106,7 +107,7 @@ func TestStore(t *testing.T) {
 	})
 }
 
-// Every mistake is a 4xx-kind *Error naming the field, in English and
+// Every mistake is a 4xx-kind *problem.Error naming the field, in English and
 // Chinese.
 func TestValidation(t *testing.T) {
 	t.Parallel()
@@ -142,7 +143,7 @@ func TestValidation(t *testing.T) {
 		in := base()
 		tc.edit(&in)
 		_, err := s.Create(context.Background(), in)
-		var e *Error
+		var e *problem.Error
 		if !errors.As(err, &e) || e.Field != tc.field || e.Kind == "" {
 			t.Errorf("%s: %v, want an error on %s", tc.name, err, tc.field)
 			continue
@@ -179,13 +180,13 @@ func TestAttributes(t *testing.T) {
 			t.Errorf("unknown follower: %v", got)
 		}
 		for _, bad := range []map[string]*string{{"1city": str("x")}, {"city": str(strings.Repeat("长", 1001))}} {
-			var e *Error
-			if _, err := s.SetAttributes(ctx, account, "o-1", bad, true); !errors.As(err, &e) || e.Kind != KindInvalid {
+			var e *problem.Error
+			if _, err := s.SetAttributes(ctx, account, "o-1", bad, true); !errors.As(err, &e) || e.Kind != problem.Invalid {
 				t.Errorf("bad attributes %v: %v", bad, err)
 			}
 		}
-		var e *Error
-		if _, err := s.Attributes(ctx, "nope", "o-1"); !errors.As(err, &e) || e.Kind != KindNotFound {
+		var e *problem.Error
+		if _, err := s.Attributes(ctx, "nope", "o-1"); !errors.As(err, &e) || e.Kind != problem.NotFound {
 			t.Errorf("unknown account: %v", err)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // TickArgs is the River job of the periodic tick: it turns the due times
@@ -230,8 +231,8 @@ ON CONFLICT (schedule_id, due_at) DO NOTHING RETURNING id`, id, now, KindManual,
 		now = now.Add(time.Microsecond)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return Run{}, &Error{Kind: KindConflict, Code: "run_exists", Field: "id",
-			Message: "a run of this schedule was queued at this very instant; try again — 此刻已有一次运行，请重试"}
+		return Run{}, problem.New(problem.Conflict, "run_exists", "id",
+			"a run of this schedule was queued at this very instant; try again — 此刻已有一次运行，请重试")
 	}
 	if err != nil {
 		return Run{}, fmt.Errorf("schedule: run %d: %w", id, err)

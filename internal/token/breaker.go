@@ -1,11 +1,13 @@
 package token
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -107,6 +109,12 @@ func (e *BreakerOpenError) Unwrap() error { return e.Reason }
 // Class is retryable: the pause ends by itself; callers should back off.
 func (e *BreakerOpenError) Class() wechat.ErrorClass { return wechat.ClassRetryable }
 
+// As presents the pause as 503 token_refresh_paused, to retry when it ends.
+func (e *BreakerOpenError) As(target any) bool {
+	return problem.Present(target, &problem.Error{Kind: problem.Unavailable, Code: "token_refresh_paused",
+		Message: e.Error(), RetryAfter: max(time.Until(e.Until), time.Second)})
+}
+
 // FreshTokenRejectedError: WeChat rejected a token that had just been
 // fetched because the previous one was rejected.
 type FreshTokenRejectedError struct {
@@ -137,6 +145,13 @@ func (e *ForceRefreshError) Error() string {
 // Class is retryable: the budget frees up with time.
 func (e *ForceRefreshError) Class() wechat.ErrorClass { return wechat.ClassRetryable }
 
+// As presents the spent budget as 503 token_unavailable; WeChat allows a
+// force refresh every 30 seconds.
+func (e *ForceRefreshError) As(target any) bool {
+	return problem.Present(target, &problem.Error{Kind: problem.Unavailable, Code: "token_unavailable",
+		Message: e.Error(), RetryAfter: ForceRefreshSpacing})
+}
+
 // RefreshError is a failed token fetch. Remote is true when another
 // instance made the call and this one read its outcome from the database
 // (then Err is nil and Msg is that instance's error text).
@@ -166,4 +181,14 @@ func (e *RefreshError) Class() wechat.ErrorClass {
 		return wechat.ClassOfCode(e.Code)
 	}
 	return wechat.ClassRetryable
+}
+
+// As presents a refusal WeChat will repeat as 502 token_refresh_failed. A
+// failure that may pass (busy, unreachable) or a canceled request is
+// presented as nothing, so that it is reported as such.
+func (e *RefreshError) As(target any) bool {
+	if e.Class() == wechat.ClassRetryable || errors.Is(e.Err, context.Canceled) {
+		return problem.Present(target, nil)
+	}
+	return problem.Present(target, problem.New(problem.Upstream, "token_refresh_failed", "", e.Error()))
 }

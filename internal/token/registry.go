@@ -113,19 +113,12 @@ func (r *Registry) Accounts() []string {
 	return names
 }
 
-// UnknownAccountError is returned for an account name not registered.
-type UnknownAccountError struct{ Account string }
-
-func (e *UnknownAccountError) Error() string {
-	return fmt.Sprintf("unknown account %q (账号不存在)", e.Account)
-}
-
 // Token returns the current token of an account, fetching it if needed;
 // `wxgate token` prints it.
 func (r *Registry) Token(ctx context.Context, account string) (Token, error) {
 	b, ok := r.Broker(account)
 	if !ok {
-		return Token{}, &UnknownAccountError{Account: account}
+		return Token{}, config.UnknownAccount(account)
 	}
 	return b.Current(ctx)
 }

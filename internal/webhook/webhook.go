@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Delivery states.
@@ -70,16 +71,8 @@ type Delivery struct {
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
 }
 
-// InputError is a request to change: a bad URL, an unknown event name.
-type InputError struct {
-	Code    string
-	Message string
-}
-
-func (e *InputError) Error() string { return e.Message }
-
-// ErrNotFound is returned for an endpoint id that does not exist.
-var ErrNotFound = errors.New("webhook: not found")
+// ErrNotFound is returned for an endpoint or delivery id that does not exist.
+var ErrNotFound = problem.New(problem.NotFound, "webhook_not_found", "id", "no such webhook — Webhook 不存在")
 
 // Store keeps endpoints and deliveries.
 type Store struct {
@@ -111,7 +104,7 @@ var eventName = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
 func (s *Store) Create(ctx context.Context, in EndpointInput) (Endpoint, error) {
 	u, err := url.Parse(strings.TrimSpace(in.URL))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Endpoint{}, &InputError{Code: "invalid_url", Message: fmt.Sprintf("url must be an absolute http or https URL, got %q — url 须为 http(s) 地址", in.URL)}
+		return Endpoint{}, problem.Invalidf("invalid_url", "url", "url must be an absolute http or https URL, got %q — url 须为 http(s) 地址", in.URL)
 	}
 	events := in.Events
 	if len(events) == 0 {
@@ -119,7 +112,7 @@ func (s *Store) Create(ctx context.Context, in EndpointInput) (Endpoint, error) 
 	}
 	for _, e := range events {
 		if e != "*" && !eventName.MatchString(e) {
-			return Endpoint{}, &InputError{Code: "invalid_event", Message: fmt.Sprintf("event %q is not an event name such as binding.completed, or * — 事件名无效", e)}
+			return Endpoint{}, problem.Invalidf("invalid_event", "events", "event %q is not an event name such as binding.completed, or * — 事件名无效", e)
 		}
 	}
 	secret := in.Secret
@@ -129,7 +122,7 @@ func (s *Store) Create(ctx context.Context, in EndpointInput) (Endpoint, error) 
 		_, _ = rand.Read(buf)
 		secret = "whsec_" + base64.RawURLEncoding.EncodeToString(buf)
 	case len(secret) < 16:
-		return Endpoint{}, &InputError{Code: "weak_secret", Message: "secret must be at least 16 characters (leave it out to have one generated) — 密钥至少 16 个字符"}
+		return Endpoint{}, problem.New(problem.Invalid, "weak_secret", "secret", "secret must be at least 16 characters (leave it out to have one generated) — 密钥至少 16 个字符")
 	}
 	now := db.Timestamp(s.now())
 	ep := Endpoint{URL: u.String(), Events: events, Account: in.Account, Description: in.Description, Secret: secret,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/webhook"
 )
 
@@ -111,7 +112,7 @@ func TestPublishAndDeliver(t *testing.T) {
 		}
 		for _, bad := range []webhook.EndpointInput{{URL: "ftp://x"}, {URL: "/relative"}, {URL: srv.URL, Events: []string{"Binding Completed"}},
 			{URL: srv.URL, Secret: "short"}} {
-			var in *webhook.InputError
+			var in *problem.Error
 			if _, err := store.Create(ctx, bad); !errors.As(err, &in) {
 				t.Errorf("%+v: %v", bad, err)
 			}
