@@ -83,7 +83,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		Events: webhook.NewPublisher(webhooks, jobs), Logger: logger.With("component", "bindings")})
 	events := webhook.NewPublisher(webhooks, jobs)
 	pusher := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Jobs: jobs,
-		Resolver: &push.FollowerResolver{DB: database, Bindings: binder.Store()},
+		Resolver: binder.Store(),
 		Events:   events, Logger: logger.With("component", "push"),
 		Rate: pushRate(cfg.Push), Burst: cfg.Push.Burst, CallTimeout: cfg.Push.CallTimeout})
 	river.AddWorker(workers, pusher.Worker())
