@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Channels of a send.
@@ -204,7 +205,7 @@ func (s *Service) compose(ctx context.Context, a config.Account, channel, ref st
 				kw = mapped
 			}
 		}
-		if DroppedKeys[kw] {
+		if wechat.DroppedKeyword(kw) {
 			return nil, unprocessable("dropped_keyword", "data."+field, "%s", droppedMessage("data."+field))
 		}
 		if registered && !known[kw] {
@@ -254,7 +255,7 @@ func (s *Service) compose(ctx context.Context, a config.Account, channel, ref st
 	} else {
 		keys = sortedKeys(c.data)
 		for _, k := range keys {
-			t.Keywords = append(t.Keywords, Keyword{Key: k, Type: KeywordType(k)})
+			t.Keywords = append(t.Keywords, Keyword{Key: k, Type: wechat.KeywordType(k)})
 		}
 		c.template = t
 	}
