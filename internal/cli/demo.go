@@ -288,7 +288,7 @@ var demoCities = [][2]string{{"北京", "101010100"}, {"上海", "101020100"}, {
 func demoWeatherInput(simURL string, enabled bool) schedule.Input {
 	retries := 2
 	return schedule.Input{
-		Name: demoWeatherName, Account: demoAccount, Cron: "30 7 * * *", TimeZone: "Asia/Shanghai", Enabled: &enabled,
+		Name: demoWeatherName, Account: demoAccount, Cron: "30 7 * * *", TimeZone: schedule.DefaultTimeZone, Enabled: &enabled,
 		Spec: schedule.Spec{
 			Audience: schedule.Audience{Kind: schedule.AudienceAll},
 			Template: "daily_weather",

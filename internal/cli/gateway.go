@@ -125,7 +125,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	binder := follower.NewBinder(follower.BinderOptions{Store: followers, Accounts: cfg.Accounts, Clients: tokens,
 		Events: events, Logger: logger.With("component", "bindings")})
 	pusher := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Jobs: jobs,
-		Resolver: &push.FollowerResolver{DB: database, Bindings: followers},
+		Resolver: followers,
 		Events:   events, Logger: logger.With("component", "push"),
 		Rate: pushRate(cfg.Push), Burst: cfg.Push.Burst, CallTimeout: cfg.Push.CallTimeout})
 	river.AddWorker(workers, pusher.Worker())

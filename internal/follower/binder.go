@@ -106,7 +106,6 @@ func NewBinder(opts BinderOptions) *Binder {
 	return b
 }
 
-
 func (b *Binder) account(name string, kind config.AccountKind) (config.Account, error) {
 	a, ok := b.accounts[name]
 	if !ok {

@@ -131,20 +131,10 @@ func (s *Store) ListBindings(ctx context.Context, f BindingFilter) ([]Binding, e
 }
 
 func listBindings(ctx context.Context, q execQuerier, f BindingFilter) ([]Binding, error) {
-	switch {
-	case f.Limit <= 0:
-		f.Limit = 50
-	case f.Limit > 500:
-		f.Limit = 500
-	}
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	f.Limit = db.PageLimit(f.Limit, 50, 500)
+	var where []string
+	p := db.NewParams()
+	arg := p.Add
 	if !f.History {
 		where = append(where, "b.ended_at IS NULL")
 	}
@@ -172,7 +162,7 @@ func listBindings(ctx context.Context, q execQuerier, f BindingFilter) ([]Bindin
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	query += " ORDER BY b.id DESC LIMIT " + arg(f.Limit)
-	rows, err := q.QueryContext(ctx, query, args...)
+	rows, err := q.QueryContext(ctx, query, p.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("follower: listing bindings: %w", err)
 	}

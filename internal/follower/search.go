@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/wxgate/wxgate/internal/db"
@@ -40,20 +39,10 @@ const searchColumns = `f.account, f.openid, f.unionid, f.subscribed, f.subscribe
 // Search returns one page of followers ordered by account and openid, and
 // the cursor of the next page ("" after the last).
 func (s *Store) Search(ctx context.Context, f FollowerFilter) ([]Follower, string, error) {
-	switch {
-	case f.Limit <= 0:
-		f.Limit = 50
-	case f.Limit > 500:
-		f.Limit = 500
-	}
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	f.Limit = db.PageLimit(f.Limit, 50, 500)
+	var where []string
+	p := db.NewParams()
+	arg := p.Add
 	if f.Account != "" {
 		where = append(where, "f.account = "+arg(f.Account))
 	}
@@ -95,7 +84,7 @@ func (s *Store) Search(ctx context.Context, f FollowerFilter) ([]Follower, strin
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	query += " ORDER BY f.account, f.openid LIMIT " + arg(f.Limit+1)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.db.QueryContext(ctx, query, p.Args()...)
 	if err != nil {
 		return nil, "", fmt.Errorf("follower: search: %w", err)
 	}

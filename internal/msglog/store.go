@@ -175,28 +175,18 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Message, error) {
 	if f.Account == "" {
 		return nil, errors.New("msglog: list needs an account")
 	}
-	switch {
-	case f.Limit <= 0:
-		f.Limit = 50
-	case f.Limit > 500:
-		f.Limit = 500
-	}
-	var (
-		where = []string{"account = $1"}
-		args  = []any{f.Account}
-	)
+	f.Limit = db.PageLimit(f.Limit, 50, 500)
+	p := db.NewParams(f.Account)
+	where := []string{"account = $1"}
 	if f.OpenID != "" {
-		args = append(args, f.OpenID)
-		where = append(where, fmt.Sprintf("openid = $%d", len(args)))
+		where = append(where, "openid = "+p.Add(f.OpenID))
 	}
 	if f.BeforeID > 0 {
-		args = append(args, f.BeforeID)
-		where = append(where, fmt.Sprintf("id < $%d", len(args)))
+		where = append(where, "id < "+p.Add(f.BeforeID))
 	}
-	args = append(args, f.Limit)
 	query := `SELECT ` + messageColumns + ` FROM inbound_messages WHERE ` + strings.Join(where, " AND ") +
-		fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
-	rows, err := s.db.QueryContext(ctx, query, args...)
+		` ORDER BY id DESC LIMIT ` + p.Add(f.Limit)
+	rows, err := s.db.QueryContext(ctx, query, p.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("msglog: list: %w", err)
 	}
@@ -258,4 +248,55 @@ func (s *Store) DeleteOlderThan(ctx context.Context, cutoff time.Time) (int64, e
 			return total, nil
 		}
 	}
+}
+
+// The customer-service window (客服消息): an account may send a follower
+// customer-service messages for 48 hours after the follower's last
+// message, and for a minute after a follow, QR scan or menu click.
+const (
+	// WindowMessage is the window a user message opens.
+	WindowMessage = 48 * time.Hour
+	// WindowEvent is the window a follow, QR scan or menu click opens.
+	WindowEvent = time.Minute
+)
+
+// Windows tells from the inbound log whose customer-service window is
+// open. It only reads, so it needs no writer of its own beside a Store.
+type Windows struct {
+	db *db.DB
+}
+
+// NewWindows reads the log of d.
+func NewWindows(d *db.DB) *Windows { return &Windows{db: d} }
+
+// OpenWindows returns the openids of account whose customer-service window
+// is open at now: a user message within WindowMessage, or a follow, QR
+// scan or menu click within WindowEvent.
+func (w *Windows) OpenWindows(ctx context.Context, account string, openids []string, now time.Time) (map[string]bool, error) {
+	msgSince := db.Timestamp(now.Add(-WindowMessage))
+	evSince := db.Timestamp(now.Add(-WindowEvent))
+	out := map[string]bool{}
+	err := db.InChunks(openids, func(part []string) error {
+		p := db.NewParams(account, msgSince, evSince)
+		rows, err := w.db.QueryContext(ctx, `SELECT DISTINCT openid FROM inbound_messages WHERE account = $1 AND openid IN (`+p.In(part)+`)
+AND ((msg_type <> 'event' AND received_at >= $2)
+  OR (msg_type = 'event' AND event IN ('subscribe', 'SCAN', 'CLICK', 'scancode_push', 'scancode_waitmsg') AND received_at >= $3))`,
+			p.Args()...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var o string
+			if err := rows.Scan(&o); err != nil {
+				return err
+			}
+			out[o] = true
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("msglog: customer-service windows: %w", err)
+	}
+	return out, nil
 }

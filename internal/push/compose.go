@@ -8,6 +8,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/problem"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Channels of a send.
@@ -202,7 +203,7 @@ func (s *Service) compose(ctx context.Context, a config.Account, channel, ref st
 				kw = mapped
 			}
 		}
-		if DroppedKeys[kw] {
+		if wechat.DroppedKeyword(kw) {
 			return nil, problem.Unprocessablef("dropped_keyword", "data."+field, "%s", droppedMessage("data."+field))
 		}
 		if registered && !known[kw] {
@@ -252,7 +253,7 @@ func (s *Service) compose(ctx context.Context, a config.Account, channel, ref st
 	} else {
 		keys = sortedKeys(c.data)
 		for _, k := range keys {
-			t.Keywords = append(t.Keywords, Keyword{Key: k, Type: KeywordType(k)})
+			t.Keywords = append(t.Keywords, Keyword{Key: k, Type: wechat.KeywordType(k)})
 		}
 		c.template = t
 	}

@@ -139,9 +139,10 @@ func (s *Service) counts(ctx context.Context, ids []string) (map[string]map[stri
 	for _, id := range ids {
 		out[id] = map[string]int{}
 	}
-	err := inChunks(ids, func(part []string) error {
-		query, args := inQuery(`SELECT message_id, status, count(*) FROM push_recipients WHERE message_id IN (%s) GROUP BY message_id, status`, nil, part)
-		rows, err := s.db.QueryContext(ctx, query, args...)
+	err := db.InChunks(ids, func(part []string) error {
+		p := db.NewParams()
+		rows, err := s.db.QueryContext(ctx, `SELECT message_id, status, count(*) FROM push_recipients WHERE message_id IN (`+p.In(part)+`) GROUP BY message_id, status`,
+			p.Args()...)
 		if err != nil {
 			return err
 		}
@@ -196,14 +197,9 @@ func (s *Service) ListMessages(ctx context.Context, f ListFilter) (MessageList, 
 		return MessageList{}, problem.Invalidf("invalid_status", "status",
 			"status must be queued, sent, delivered, blocked, failed or skipped — status 只能是 queued、sent、delivered、blocked、failed 或 skipped")
 	}
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
+	var where []string
+	p := db.NewParams()
+	arg := p.Add
 	if f.Account != "" {
 		where = append(where, "m.account = "+arg(f.Account))
 	}
@@ -239,7 +235,7 @@ func (s *Service) ListMessages(ctx context.Context, f ListFilter) (MessageList, 
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	query += " ORDER BY m.created_at DESC, m.id DESC LIMIT " + arg(f.Limit+1)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.db.QueryContext(ctx, query, p.Args()...)
 	if err != nil {
 		return MessageList{}, fmt.Errorf("push: list messages: %w", err)
 	}

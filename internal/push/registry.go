@@ -348,7 +348,7 @@ func (s *Service) PutAlias(ctx context.Context, a Alias) (Alias, error) {
 				"fields.%s maps to %q, which is not a keyword of template %s (%s) — fields.%s 对应的 %q 不是模板关键词",
 				field, kw, t.TemplateID, keywordList(t), field, kw)
 		}
-		if DroppedKeys[kw] {
+		if wechat.DroppedKeyword(kw) {
 			return Alias{}, problem.Invalidf("dropped_keyword", "fields."+field, "%s", droppedMessage("fields."+field))
 		}
 		if other, dup := used[kw]; dup {

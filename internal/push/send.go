@@ -477,7 +477,7 @@ func (s *Service) resolve(ctx context.Context, p *sendPlan, to Recipients) error
 	}
 	var windows map[string]bool
 	if p.channel == ChannelCustom && len(openids) > 0 {
-		if windows, err = s.openWindows(ctx, account, openids); err != nil {
+		if windows, err = s.windows.OpenWindows(ctx, account, openids, s.now()); err != nil {
 			return err
 		}
 	}

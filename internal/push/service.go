@@ -27,6 +27,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
@@ -58,10 +59,6 @@ const (
 	DefaultRetryMax      = 10 * time.Minute
 	DefaultMaxRecipients = 100_000
 	DefaultMaxAttempts   = 25
-	// WindowMessage is the customer-service window a user message opens.
-	WindowMessage = 48 * time.Hour
-	// WindowEvent is the window of a follow, QR scan or menu click.
-	WindowEvent = time.Minute
 )
 
 // Options build a Service. DB and Accounts are required; Clients and Jobs
@@ -71,9 +68,12 @@ type Options struct {
 	Accounts []config.Account
 	Clients  Clients
 	Jobs     JobInserter
-	// Resolver maps unionids and external ids to openids; nil means a
-	// FollowerResolver on DB (followers, mini-program users, bindings).
+	// Resolver maps unionids and external ids to openids; nil means the
+	// follower store on DB (followers, mini-program users, bindings).
 	Resolver Resolver
+	// Windows tells whose customer-service window is open; nil means the
+	// message log on DB.
+	Windows WindowChecker
 	// Events receives message.sent, message.delivered and message.failed
 	// inside the transaction that changes the status; nil drops them.
 	Events EventSink
@@ -106,6 +106,7 @@ type Service struct {
 	now      func() time.Time
 	accounts map[string]config.Account
 	resolver Resolver
+	windows  WindowChecker
 	limits   *limiters
 }
 
@@ -148,13 +149,17 @@ func New(opts Options) *Service {
 		now:      opts.Now,
 		accounts: make(map[string]config.Account, len(opts.Accounts)),
 		resolver: opts.Resolver,
+		windows:  opts.Windows,
 		limits:   newLimiters(opts.Rate, opts.Burst),
 	}
 	for _, a := range opts.Accounts {
 		s.accounts[a.Name] = a
 	}
 	if s.resolver == nil {
-		s.resolver = &FollowerResolver{DB: opts.DB, Bindings: follower.NewStore(opts.DB, opts.Now)}
+		s.resolver = follower.NewStore(opts.DB, opts.Now)
+	}
+	if s.windows == nil {
+		s.windows = msglog.NewWindows(opts.DB)
 	}
 	return s
 }

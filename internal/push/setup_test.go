@@ -179,7 +179,7 @@ func setup(t testing.TB, d *db.DB, so setupOptions) *bundle {
 		opts.Events = b.events
 	}
 	if opts.Resolver == nil {
-		opts.Resolver = &push.FollowerResolver{DB: d, Bindings: followers}
+		opts.Resolver = followers
 	}
 	if opts.RetryBase == 0 {
 		opts.RetryBase = 20 * time.Millisecond

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Template kinds: a template message of an official account, or a
@@ -61,7 +63,7 @@ func ParseKeywords(content string) []Keyword {
 				continue
 			}
 			seen[key] = true
-			out = append(out, Keyword{Key: key, Type: KeywordType(key), Label: label, Dropped: DroppedKeys[key]})
+			out = append(out, Keyword{Key: key, Type: wechat.KeywordType(key), Label: label, Dropped: wechat.DroppedKeyword(key)})
 		}
 	}
 	return out
@@ -75,7 +77,7 @@ func Render(content string, data map[string]string) string {
 		dropped := false
 		out := placeholder.ReplaceAllStringFunc(line, func(ph string) string {
 			key := placeholder.FindStringSubmatch(ph)[1]
-			if DroppedKeys[key] {
+			if wechat.DroppedKeyword(key) {
 				dropped = true
 				return ""
 			}

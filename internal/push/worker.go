@@ -269,12 +269,10 @@ func describe(err error) string {
 // midnight Beijing time, plus a little so the instances do not all call at
 // the same instant.
 func (s *Service) untilQuotaReset() time.Duration {
-	now := s.now().In(beijing)
-	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, beijing)
+	now := s.now().In(wechat.BeijingTime)
+	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, wechat.BeijingTime)
 	return midnight.Sub(now) + time.Second + time.Duration(rand.IntN(2000))*time.Millisecond
 }
-
-var beijing = time.FixedZone("CST", 8*3600)
 
 // noteAttempt records a failed attempt that will be retried.
 func (s *Service) noteAttempt(ctx context.Context, r *recipientRow, code int, reason string) error {

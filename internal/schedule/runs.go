@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/push"
 )
@@ -51,12 +52,7 @@ func (s *Service) Runs(ctx context.Context, scheduleID int64, f RunFilter) ([]Ru
 		return nil, err
 	}
 	loc, _ := LoadZone(sc.TimeZone)
-	switch {
-	case f.Limit <= 0:
-		f.Limit = 20
-	case f.Limit > 200:
-		f.Limit = 200
-	}
+	f.Limit = db.PageLimit(f.Limit, 20, 200)
 	query := `SELECT ` + runColumns + ` FROM schedule_runs WHERE schedule_id = $1`
 	args := []any{scheduleID}
 	if f.Before > 0 {

@@ -164,7 +164,7 @@ func (b *bundle) instance(t testing.TB, o instanceOptions) *instance {
 	})
 	p := push.New(push.Options{DB: b.db, Accounts: b.cfg, Clients: b.tokens, Jobs: q, Rate: -1,
 		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, CallTimeout: 2 * time.Second,
-		Resolver: &push.FollowerResolver{DB: b.db, Bindings: follower.NewStore(b.db, nil)}})
+		Resolver: follower.NewStore(b.db, nil)})
 	var sender Sender = p
 	if o.sender != nil {
 		sender = o.sender(p)

@@ -101,7 +101,7 @@ type BreakerOpenError struct {
 
 func (e *BreakerOpenError) Error() string {
 	return fmt.Sprintf("token refreshes for account %q are paused until %s (暂停刷新 access_token 至 %s): %v",
-		e.Account, e.Until.UTC().Format(time.RFC3339), e.Until.In(beijing).Format("15:04:05"), e.Reason)
+		e.Account, e.Until.UTC().Format(time.RFC3339), e.Until.In(wechat.BeijingTime).Format("15:04:05"), e.Reason)
 }
 
 func (e *BreakerOpenError) Unwrap() error { return e.Reason }

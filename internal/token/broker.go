@@ -368,7 +368,7 @@ func (b *Broker) fetchUnderLease(ctx context.Context, failed string, force bool)
 	}
 
 	forceDay, forceCount, lastForce := r.ForceDay, r.ForceCount, r.LastForceAt
-	today := beijingDay(start)
+	today := wechat.QuotaDay(start)
 	if forceDay != today {
 		forceDay, forceCount = today, 0
 	}
@@ -569,11 +569,6 @@ func (b *Broker) Status() Status {
 	}
 	return s
 }
-
-// beijing is the time zone of WeChat's quota day.
-var beijing = time.FixedZone("CST", 8*3600)
-
-func beijingDay(t time.Time) string { return t.In(beijing).Format("2006-01-02") }
 
 func checkForceBudget(account string, usedToday int, last, now time.Time) error {
 	if usedToday >= ForceRefreshPerDay {

@@ -349,7 +349,7 @@ func TestForceRefreshBudget(t *testing.T) {
 		}
 		for _, tt := range tests {
 			_, err := d.ExecContext(ctx, `UPDATE tokens SET force_day = $1, force_count = $2, last_force_at = $3 WHERE app_id = $4`,
-				beijingDay(now), tt.used, db.Timestamp(tt.last), b.cfg.AppID)
+				wechat.QuotaDay(now), tt.used, db.Timestamp(tt.last), b.cfg.AppID)
 			if err != nil {
 				t.Fatal(err)
 			}

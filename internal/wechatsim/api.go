@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // This file is the frame every WeChat API endpoint runs in: the route table,
@@ -412,11 +414,6 @@ type quotaCounter struct {
 	Count int    `json:"count"`
 }
 
-// beijing is the zone of WeChat's quota day.
-var beijing = time.FixedZone("CST", 8*3600)
-
-func quotaDay(now time.Time) string { return now.In(beijing).Format("2006-01-02") }
-
 func (a *appState) quotaLimit(path string) int {
 	if n, ok := a.Config.Quotas[path]; ok {
 		return n
@@ -437,7 +434,7 @@ func (a *appState) checkQuota(path string, now time.Time) *apiError {
 	if limit == 0 {
 		return nil
 	}
-	if q := a.Quota[path]; q != nil && q.Day == quotaDay(now) && q.Count >= limit {
+	if q := a.Quota[path]; q != nil && q.Day == wechat.QuotaDay(now) && q.Count >= limit {
 		return wxErr(45009)
 	}
 	return nil
@@ -448,7 +445,7 @@ func (a *appState) useQuota(path string, now time.Time) {
 	if a.quotaLimit(path) == 0 {
 		return
 	}
-	day := quotaDay(now)
+	day := wechat.QuotaDay(now)
 	q := a.Quota[path]
 	if q == nil || q.Day != day {
 		q = &quotaCounter{Day: day}

@@ -27,7 +27,7 @@ type dataValue struct {
 func flattenData(data map[string]dataValue) map[string]string {
 	out := make(map[string]string, len(data))
 	for k, v := range data {
-		if droppedKeys[k] {
+		if wechat.DroppedKeyword(k) {
 			continue // first and remark are filtered since May 2023
 		}
 		switch val := v.Value.(type) {

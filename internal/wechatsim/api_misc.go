@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // IP lists, the connectivity check and quota reset (protocol doc §5.14,
@@ -131,7 +133,7 @@ func (s *Simulator) handleClearQuota(c *apiCall) (any, *apiError) {
 	if req.AppID != c.app.Config.AppID {
 		return nil, wxErr(40013)
 	}
-	month := c.now.In(beijing).Format("2006-01")
+	month := c.now.In(wechat.BeijingTime).Format("2006-01")
 	if c.app.ClearQuotaMonth != month {
 		c.app.ClearQuotaMonth, c.app.ClearQuotaCount = month, 0
 	}

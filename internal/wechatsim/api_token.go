@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Token lifetimes of the protocol doc §5.1, §5.2, §8.5.
@@ -115,10 +117,10 @@ func stableAnswer(rec *tokenRecord, now time.Time) tokenAnswer {
 }
 
 func (a *appState) pruneForceRefreshes(now time.Time) {
-	day := quotaDay(now)
+	day := wechat.QuotaDay(now)
 	kept := a.ForceRefreshes[:0]
 	for _, t := range a.ForceRefreshes {
-		if quotaDay(t) == day {
+		if wechat.QuotaDay(t) == day {
 			kept = append(kept, t)
 		}
 	}

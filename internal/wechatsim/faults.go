@@ -76,7 +76,9 @@ func (f *Fault) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-func (f *Fault) affectsAPI() bool { return f.ErrCode != 0 || f.Latency > 0 || f.Timeout || f.LoseAnswer }
+func (f *Fault) affectsAPI() bool {
+	return f.ErrCode != 0 || f.Latency > 0 || f.Timeout || f.LoseAnswer
+}
 
 // matches reports whether the fault concerns calls of app on path.
 func (f *Fault) matches(appID, path string) bool {

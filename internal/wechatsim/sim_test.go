@@ -41,7 +41,7 @@ type fakeClock struct {
 }
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 15, 10, 0, 0, 0, beijing)}
+	return &fakeClock{now: time.Date(2026, 1, 15, 10, 0, 0, 0, wechat.BeijingTime)}
 }
 
 func (c *fakeClock) Now() time.Time {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // A fake weather API with the response shapes of QWeather (和风天气) v7, so
@@ -23,7 +25,7 @@ import (
 //	GET /geo/v2/city/lookup?location=…&key=… the LocationID of a city name
 //
 // location is a LocationID (101010100) or a city name in Chinese or
-// English (北京, beijing) of the built-in list; the real /v7/weather API
+// English (北京, wechat.BeijingTime) of the built-in list; the real /v7/weather API
 // takes LocationIDs (or "lon,lat") only. The key is the query parameter
 // key or the header X-QW-Api-Key. Errors are HTTP 200 with the code in the
 // body, as v7 answers: {"code":"400"} without a location, "401" for a
@@ -278,7 +280,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // qweatherTime formats times as QWeather does: 2026-11-24T07:25+08:00.
-func qweatherTime(t time.Time) string { return t.In(beijing).Format("2006-01-02T15:04-07:00") }
+func qweatherTime(t time.Time) string {
+	return t.In(wechat.BeijingTime).Format("2006-01-02T15:04-07:00")
+}
 
 func fxLink(r *http.Request, c WeatherCity) string {
 	return "http://" + r.Host + "/v7/weather/now?location=" + c.ID
@@ -316,8 +320,8 @@ var (
 
 // weatherOn returns the weather of c on the Beijing day of t.
 func weatherOn(c WeatherCity, t time.Time) day {
-	local := t.In(beijing)
-	date := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, beijing)
+	local := t.In(wechat.BeijingTime)
+	date := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, wechat.BeijingTime)
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s|%s", c.ID, date.Format("2006-01-02"))
 	seed := h.Sum64()
@@ -360,7 +364,7 @@ func windScaleText(n int) string { return itoa(n) + "-" + itoa(n+1) }
 func weatherNow(c WeatherCity, now time.Time, r *http.Request) map[string]any {
 	d := weatherOn(c, now)
 	// The temperature follows the day: lowest at 05:00, highest at 15:00.
-	local := now.In(beijing)
+	local := now.In(wechat.BeijingTime)
 	hour := float64(local.Hour()) + float64(local.Minute())/60
 	f := 1 - math.Mod(hour-15+24, 24)/14
 	if hour >= 5 && hour <= 15 {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // weatherBundle is a simulator on a fixed clock behind a test server.
@@ -61,7 +63,7 @@ func query(location, key string) url.Values {
 	return q
 }
 
-var weatherDay = time.Date(2026, 11, 24, 7, 30, 0, 0, beijing)
+var weatherDay = time.Date(2026, 11, 24, 7, 30, 0, 0, wechat.BeijingTime)
 
 // The answers have QWeather v7's shape: codes as strings, every value a
 // string, times with minutes and offset.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // The web page at /sim/: server-rendered with html/template, assets
@@ -19,7 +21,7 @@ var webFiles embed.FS
 
 var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMap{
 	"lines": func(s string) []string { return strings.Split(s, "\n") },
-	"clock": func(t time.Time) string { return t.In(beijing).Format("01-02 15:04:05") },
+	"clock": func(t time.Time) string { return t.In(wechat.BeijingTime).Format("01-02 15:04:05") },
 	"short": func(s string) string { return truncate(s, 12) },
 }).ParseFS(webFiles, "web/page.html"))
 
