@@ -90,6 +90,8 @@ func run() error {
 	cfg := filepath.Join(dir, "wxgate.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`database_url: %s
 log_level: warn
+metrics:
+  listen: 127.0.0.1:0
 accounts:
   - name: main
     app_id: %s

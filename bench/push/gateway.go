@@ -46,6 +46,8 @@ func gatewayBench(ctx context.Context, o options, sim *proc, simc *simClient) (*
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 database_url: %q
 log_level: warn
+metrics:
+  listen: 127.0.0.1:0
 push:
   rate_per_account: 0
   workers: %d

@@ -56,7 +56,7 @@ func (c Config) Validate() error {
 	if c.Metrics.Listen != "" {
 		if err := checkListen(c.Metrics.Listen); err != "" {
 			add("metrics.listen must be host:port, e.g. 127.0.0.1:9464, or empty to serve no separate metrics listener (%s) — metrics.listen 格式应为 主机:端口，例如 127.0.0.1:9464", err)
-		} else if c.Metrics.Listen == c.Listen {
+		} else if c.Metrics.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			add("metrics.listen must differ from listen (%s); to serve /metrics on the main listener set metrics.on_public_listener with a metrics.token — metrics.listen 不能与 listen 相同", c.Listen)
 		}
 	}

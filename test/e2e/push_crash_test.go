@@ -92,6 +92,8 @@ func crashTest(t *testing.T, bin, databaseURL string) {
 	writeFile(t, cfg, fmt.Sprintf(`listen: 127.0.0.1:0
 database_url: %q
 log_level: warn
+metrics:
+  listen: 127.0.0.1:0
 accounts:
   - name: main
     app_id: %s
