@@ -23,11 +23,12 @@ const (
 	outcomeDuplicate = "duplicate"
 )
 
-// dispatch answers an accepted push within the deadline. In the common
-// case it all happens on the request's goroutine: the reply comes from the
-// in-memory rules, the log write (group-committed) tells new from
-// duplicate, and a message without hooks is answered at once. Only hooks
-// run on a goroutine of their own, so the deadline can cut them loose.
+// dispatch answers an accepted push within the deadline. The log comes
+// first: its write (group-committed) tells new from duplicate, and a
+// duplicate gets the stored first answer and nothing else runs for it.
+// Only a new push reaches the responder and the hooks. In the common case
+// it all happens on the request's goroutine; only hooks run on a goroutine
+// of their own, so the deadline can cut them loose.
 func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, a *account, in *inbound, start time.Time) {
 	now := h.now()
 	m := in.msg
@@ -41,7 +42,10 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, a *account, i
 	}
 	var body []byte
 	if !in.json {
-		body = h.buildReply(r.Context(), a, m, now, start)
+		// The rules are pure and in memory: deciding their answer before
+		// the write lets the common push be one write. Whatever has effects
+		// (the responder, the hooks) waits until the log says it is new.
+		body = h.ruleReply(a, m, now)
 	}
 	entry := msglog.Entry{
 		Account:    a.cfg.Name,
@@ -95,6 +99,13 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, a *account, i
 		h.writeReply(w, a, in, res.ReplyBody, now)
 		h.metrics.observe(entry.Account, outcomeDuplicate, start)
 		return
+	}
+
+	if !in.json && h.responder != nil {
+		if reply, handled := h.respond(r.Context(), a, m, start); handled {
+			body = h.render(a, m, now, reply)
+			h.storeAnswer(enqueue, entry, body)
+		}
 	}
 
 	if h.hasHooks(m) && !h.runHooksWithin(timer, a, m, entry) {
@@ -189,13 +200,16 @@ func (h *Handler) markDeferred(ctx context.Context, entry msglog.Entry) {
 	}
 }
 
-// buildReply renders the responder's or else the rule's reply as plain
-// XML, or nil for none.
-func (h *Handler) buildReply(ctx context.Context, a *account, m *wechat.Message, now, start time.Time) []byte {
-	reply, handled := h.respond(ctx, a, m, start)
-	if !handled && h.replies != nil {
-		reply = h.replies.Reply(a.cfg.Name, m)
+// ruleReply renders the reply rules' answer as plain XML, or nil for none.
+func (h *Handler) ruleReply(a *account, m *wechat.Message, now time.Time) []byte {
+	if h.replies == nil {
+		return nil
 	}
+	return h.render(a, m, now, h.replies.Reply(a.cfg.Name, m))
+}
+
+// render builds a reply as plain XML, or nil when there is none.
+func (h *Handler) render(a *account, m *wechat.Message, now time.Time, reply wechat.Reply) []byte {
 	if reply == nil {
 		return nil
 	}
@@ -205,6 +219,19 @@ func (h *Handler) buildReply(ctx context.Context, a *account, m *wechat.Message,
 		return nil
 	}
 	return body
+}
+
+// storeAnswer replaces the logged answer with the responder's before it is
+// sent, so that WeChat's retry gets the same answer without asking the
+// responder again.
+func (h *Handler) storeAnswer(ctx context.Context, entry msglog.Entry, body []byte) {
+	status := msglog.StatusEmpty
+	if len(body) > 0 {
+		status = msglog.StatusReplied
+	}
+	if err := h.log.SetOutcome(ctx, entry.Account, entry.DedupKey, status, body); err != nil {
+		h.logger.Error("storing the responder's answer", "account", entry.Account, "dedup_key", entry.DedupKey, "err", err)
+	}
 }
 
 // responderShare is the part of the time left before the deadline that

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -326,6 +327,32 @@ func TestFollowerLifecycle(t *testing.T) {
 	}
 	if hookRuns.Load() != 3 {
 		t.Errorf("hooks ran %d times, want 3", hookRuns.Load())
+	}
+}
+
+// The log comes first: WeChat's retry of a push the responder answered gets
+// the stored answer from the database, and the responder (which binds a QR
+// scan, in the gateway) is not asked a second time.
+func TestRetryGetsTheStoredResponderAnswer(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	responder := func(ctx context.Context, account string, m *wechat.Message) (wechat.Reply, bool, error) {
+		n := calls.Add(1)
+		return wechat.TextReply{Content: fmt.Sprintf("绑定成功 #%d", n)}, true, nil
+	}
+	g := startGateway(t, gatewayOptions{accounts: []config.Account{acctSafe}, responder: responder})
+	now := g.clock.unix.Load()
+	push := sign(t, acctSafe, eventXML("gh_safe00000001", "o-scan", now, "SCAN", "S-1024", "T1"), g.clock.stamp())
+	first := openReply(t, acctSafe, g.post(t, push).body)
+	if first.Content != "绑定成功 #1" {
+		t.Fatalf("first answer %+v", first)
+	}
+	retry := openReply(t, acctSafe, g.post(t, push).body)
+	if retry.Content != first.Content || calls.Load() != 1 {
+		t.Errorf("retry answered %q after %d responder calls, want %q after 1", retry.Content, calls.Load(), first.Content)
+	}
+	if n := g.count(t, "inbound_messages"); n != 1 {
+		t.Errorf("%d pushes logged, want 1", n)
 	}
 }
 

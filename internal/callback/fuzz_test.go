@@ -35,8 +35,16 @@ func (l *memoryLog) Begin(_ context.Context, e msglog.Entry) *msglog.Pending {
 	return msglog.Completed(msglog.Result{ID: int64(len(l.entries)), Status: e.Status, ReplyBody: e.ReplyBody}, nil)
 }
 
-func (l *memoryLog) SetOutcome(context.Context, string, string, msglog.Status, []byte) error {
-	return nil
+func (l *memoryLog) SetOutcome(_ context.Context, account, dedupKey string, status msglog.Status, body []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, prev := range l.entries {
+		if prev.Account == account && prev.DedupKey == dedupKey {
+			l.entries[i].Status, l.entries[i].ReplyBody = status, body
+			return nil
+		}
+	}
+	return msglog.ErrNotFound
 }
 
 func (l *memoryLog) count() int {

@@ -108,11 +108,12 @@ type gateway struct {
 }
 
 type gatewayOptions struct {
-	accounts []config.Account
-	settings config.CallbackConfig
-	hooks    []callback.Hook
-	start    int64
-	mount    map[string]http.Handler
+	accounts  []config.Account
+	settings  config.CallbackConfig
+	hooks     []callback.Hook
+	responder callback.Responder
+	start     int64
+	mount     map[string]http.Handler
 }
 
 func startGateway(t *testing.T, o gatewayOptions) *gateway {
@@ -134,13 +135,14 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 
 	g := &gateway{db: dbtest.SQLite(t), clock: newClock(o.start), reg: prometheus.NewRegistry()}
 	srv, err := servertest.New(servertest.Options{
-		Config:   cfg,
-		DB:       g.db,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registry: g.reg,
-		Now:      g.clock.now,
-		Hooks:    o.hooks,
-		Routes:   o.mount,
+		Config:    cfg,
+		DB:        g.db,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registry:  g.reg,
+		Now:       g.clock.now,
+		Hooks:     o.hooks,
+		Responder: o.responder,
+		Routes:    o.mount,
 	})
 	if err != nil {
 		t.Fatal(err)
