@@ -10,7 +10,6 @@ package follower
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -170,38 +169,14 @@ const followerColumns = `account, openid, unionid, subscribed, subscribed_at, un
 
 // Get returns one follower.
 func (s *Store) Get(ctx context.Context, account, openid string) (Follower, error) {
-	var (
-		f                                  Follower
-		unionID                            sql.NullString
-		subscribedAt, unsubscribedAt, prof sql.NullTime
-		qrScene                            sql.NullInt64
-		tagIDs                             string
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT `+followerColumns+` FROM followers WHERE account = $1 AND openid = $2`, account, openid).Scan(
-		&f.Account, &f.OpenID, &unionID, &f.Subscribed, &subscribedAt, &unsubscribedAt, &f.SubscribeScene, &qrScene, &f.QRSceneStr,
-		&f.LastEventKey, &f.LastTicket, &f.Language, &f.Remark, &tagIDs, &prof, &f.CreatedAt, &f.UpdatedAt)
+	row := s.db.QueryRowContext(ctx, `SELECT `+followerColumns+` FROM followers WHERE account = $1 AND openid = $2`, account, openid)
+	f, err := scanFollower(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Follower{}, ErrNotFound
 	}
 	if err != nil {
 		return Follower{}, fmt.Errorf("follower: get %s: %w", openid, err)
 	}
-	if err := json.Unmarshal([]byte(tagIDs), &f.TagIDs); err != nil {
-		return Follower{}, fmt.Errorf("follower: get %s: tag_ids: %w", openid, err)
-	}
-	if f.TagIDs == nil {
-		f.TagIDs = []int64{}
-	}
-	f.UnionID = unionID.String
-	f.SubscribedAt = timePtr(subscribedAt)
-	f.UnsubscribedAt = timePtr(unsubscribedAt)
-	f.ProfileFetchedAt = timePtr(prof)
-	if qrScene.Valid {
-		v := qrScene.Int64
-		f.QRScene = &v
-	}
-	f.CreatedAt = f.CreatedAt.UTC()
-	f.UpdatedAt = f.UpdatedAt.UTC()
 	return f, nil
 }
 
