@@ -40,6 +40,7 @@ func commandTable() []command {
 		{name: "replies", summary: "list | add | delete | enable | disable auto-reply rules (自动回复)", run: runReplies},
 		{name: "webhooks", summary: "add | list | delete | deliveries: event endpoints (Webhook)", run: runWebhooks},
 		{name: "apikey", summary: "create | list | revoke API keys (API 密钥)", run: runAPIKey},
+		{name: "admin", summary: "create | passwd | list | delete admin console users (管理员)", run: runAdmin},
 		{name: "token", summary: "print an account's access_token from the broker (获取 access_token)", run: runToken},
 		{name: "config", summary: "config check: validate and print the config, secrets masked (检查配置)", run: runConfig},
 		{name: "version", summary: "print the version (版本)", run: runVersion},
