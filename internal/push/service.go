@@ -12,7 +12,9 @@
 // could not fix with its one refresh); snoozed until the quota resets
 // (45009, Beijing midnight); failed for good (40003, 40037, 43004, 43101,
 // 47003 …). The callback hook turns a sent row into delivered, blocked or
-// failed when the receipt arrives, and records subscription grants.
+// failed when the receipt arrives, and records subscription grants. A
+// periodic sweep ends, as unconfirmed, the sent rows whose receipt has not
+// come within ReceiptTimeout; a late receipt still upgrades them.
 package push
 
 import (
@@ -76,8 +78,9 @@ type Options struct {
 	// Windows tells whose customer-service window is open (the message
 	// log). Required.
 	Windows WindowChecker
-	// Events receives message.sent, message.delivered and message.failed
-	// inside the transaction that changes the status; nil drops them.
+	// Events receives message.sent, message.delivered, message.failed and
+	// message.unconfirmed inside the transaction that changes the status;
+	// nil drops them.
 	Events EventSink
 	Logger *slog.Logger
 	// Now is the clock (quota day, windows, timestamps); time.Now when nil.
