@@ -124,11 +124,17 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	// The domains.
 	binder := follower.NewBinder(follower.BinderOptions{Store: followers, Accounts: cfg.Accounts, Clients: tokens,
 		Events: events, Logger: logger.With("component", "bindings")})
-	pusher := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Jobs: jobs,
-		Resolver: followers,
-		Events:   events, Logger: logger.With("component", "push"),
-		Rate: pushRate(cfg.Push), Burst: cfg.Push.Burst, CallTimeout: cfg.Push.CallTimeout})
+	pusher, err := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Jobs: jobs,
+		Resolver: followers, Windows: msglog.NewWindows(database),
+		Events: events, Logger: logger.With("component", "push"),
+		Rate: pushRate(cfg.Push), Burst: cfg.Push.Burst, CallTimeout: cfg.Push.CallTimeout,
+		ReceiptTimeout: cfg.Push.ReceiptTimeout})
+	if err != nil {
+		return nil, err
+	}
 	river.AddWorker(workers, pusher.Worker())
+	river.AddWorker(workers, pusher.ReceiptSweepWorker())
+	jobs.Client().PeriodicJobs().Add(pusher.ReceiptSweepJob())
 	scheduler := schedule.New(schedule.Options{DB: database, Accounts: cfg.Accounts, Push: pusher, Jobs: jobs, Bindings: followers,
 		Secrets: schedule.ChainSecrets(opts.secrets, schedule.EnvSecrets(os.Environ())), Logger: logger.With("component", "schedule")})
 	scheduler.Register(workers)

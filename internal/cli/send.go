@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/queue"
 )
@@ -101,7 +103,11 @@ func runSend(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer jobs.Stop(context.WithoutCancel(ctx))
-	svc := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Jobs: jobs, Logger: discardLogger()})
+	svc, err := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Jobs: jobs, Logger: discardLogger(),
+		Resolver: follower.NewStore(database, time.Now), Windows: msglog.NewWindows(database)})
+	if err != nil {
+		return err
+	}
 
 	if *preview {
 		p, err := svc.Preview(ctx, push.PreviewRequest{Account: req.Account, Channel: req.Channel, Template: req.Template,

@@ -32,6 +32,7 @@ func runSim(ctx context.Context, env Env, args []string) error {
 	openPlatform := fs.String("open-platform", "", "Open Platform group: apps in the same group share unionids")
 	stateFile := fs.String("state", "", "keep the simulator's state in this JSON file across restarts")
 	logLevel := fs.String("log-level", "info", "debug|info|warn|error")
+	jobFinishDelay := fs.Duration("job-finish-delay", wechatsim.DefaultJobFinishDelay, "wait before a send's delivery receipt (TEMPLATESENDJOBFINISH, subscribe_msg_sent_event) is pushed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,7 +58,8 @@ func runSim(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	base := "http://" + ln.Addr().String()
-	sim, err := wechatsim.New(wechatsim.Config{Apps: apps, Logger: logger, StateFile: *stateFile, PublicBaseURL: base})
+	sim, err := wechatsim.New(wechatsim.Config{Apps: apps, Logger: logger, StateFile: *stateFile, PublicBaseURL: base,
+		JobFinishDelay: *jobFinishDelay})
 	if err != nil {
 		ln.Close()
 		return err

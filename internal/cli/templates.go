@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/push"
 )
 
@@ -50,7 +52,8 @@ func runTemplates(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer database.Close()
-	opts := push.Options{DB: database, Accounts: cfg.Accounts, Logger: discardLogger()}
+	opts := push.Options{DB: database, Accounts: cfg.Accounts, Logger: discardLogger(),
+		Resolver: follower.NewStore(database, time.Now), Windows: msglog.NewWindows(database)}
 	if sub == "sync" {
 		tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now)
 		if err != nil {
@@ -58,7 +61,10 @@ func runTemplates(ctx context.Context, env Env, args []string) error {
 		}
 		opts.Clients = tokens
 	}
-	svc := push.New(opts)
+	svc, err := push.New(opts)
+	if err != nil {
+		return err
+	}
 
 	switch sub {
 	case "sync":

@@ -95,6 +95,10 @@ type PushConfig struct {
 	Workers int `yaml:"workers"`
 	// CallTimeout bounds one call to WeChat's API.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// ReceiptTimeout is how long a sent recipient waits for its delivery
+	// receipt before it is marked unconfirmed: WeChat pushes a receipt a
+	// few times within seconds and offers no API to ask for it later.
+	ReceiptTimeout time.Duration `yaml:"receipt_timeout"`
 }
 
 // FollowersConfig tunes the follower table's upkeep.
@@ -202,7 +206,7 @@ func Default() Config {
 			MaxBodyBytes:    256 << 10,
 			ReplyDeadline:   4 * time.Second,
 		},
-		Push:      PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second},
+		Push:      PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second, ReceiptTimeout: 10 * time.Minute},
 		API:       APIConfig{RatePerKey: 50, BurstPerKey: 100},
 		Followers: FollowersConfig{SyncEvery: 24 * time.Hour},
 		Metrics:   MetricsConfig{Listen: DefaultMetricsListen},

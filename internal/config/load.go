@@ -157,6 +157,8 @@ func setTopLevel(cfg *Config, key, value string) error {
 		return parseIntInto(&cfg.Push.Workers, key, value)
 	case "WXGATE_PUSH_CALL_TIMEOUT":
 		return parseDurationInto(&cfg.Push.CallTimeout, key, value)
+	case "WXGATE_PUSH_RECEIPT_TIMEOUT":
+		return parseDurationInto(&cfg.Push.ReceiptTimeout, key, value)
 	case "WXGATE_API_RATE_PER_KEY":
 		return parseFloatInto(&cfg.API.RatePerKey, key, value)
 	case "WXGATE_FOLLOWERS_SYNC_EVERY":

@@ -94,6 +94,9 @@ func (c Config) Validate() error {
 	if c.Push.CallTimeout < time.Second {
 		add("push.call_timeout must be at least 1s (got %s) — push.call_timeout 至少为 1s", c.Push.CallTimeout)
 	}
+	if c.Push.ReceiptTimeout < time.Second {
+		add("push.receipt_timeout must be at least 1s (got %s) — push.receipt_timeout 至少为 1s", c.Push.ReceiptTimeout)
+	}
 	if c.API.RatePerKey < 0 || c.API.BurstPerKey < 0 {
 		add("api.rate_per_key and api.burst_per_key must not be negative (0 means no limit) — api.rate_per_key 和 api.burst_per_key 不能为负数（0 表示不限速）")
 	}

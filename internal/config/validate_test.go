@@ -162,6 +162,11 @@ func TestValidate(t *testing.T) {
 			want:   []string{`database_url must be sqlite://path/to/file.db or postgres://user:password@host:5432/dbname (got scheme "mysql") — database_url 只支持 sqlite://文件路径 或 postgres://用户:密码@主机:5432/数据库（当前为 "mysql"）`},
 		},
 		{
+			name:   "receipt timeout too short",
+			change: func(c *Config) { c.Push.ReceiptTimeout = 500 * time.Millisecond },
+			want:   []string{`push.receipt_timeout must be at least 1s (got 500ms) — push.receipt_timeout 至少为 1s`},
+		},
+		{
 			name:   "database in memory",
 			change: func(c *Config) { c.DatabaseURL = "sqlite://:memory:" },
 			want:   []string{`database_url sqlite:// needs a file path such as sqlite://data/wxgate.db; an in-memory database cannot be used — sqlite:// 需要文件路径，例如 sqlite://data/wxgate.db，不支持内存数据库`},

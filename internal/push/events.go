@@ -10,6 +10,10 @@ const (
 	EventMessageSent      = "message.sent"
 	EventMessageDelivered = "message.delivered"
 	EventMessageFailed    = "message.failed"
+	// EventMessageUnconfirmed: WeChat accepted the send but no receipt
+	// came within push.receipt_timeout. A late receipt still follows with
+	// message.delivered or message.failed.
+	EventMessageUnconfirmed = "message.unconfirmed"
 )
 
 // EventSink records an event inside the transaction that caused it, so the

@@ -24,7 +24,8 @@ type Message struct {
 	// Total is the number of recipients; Counts counts them per status.
 	Total  int            `json:"total"`
 	Counts map[string]int `json:"counts"`
-	// Done is true when no recipient is queued or sent any more.
+	// Done is true when no recipient is queued or sent any more (every one
+	// is final: unconfirmed is final too).
 	Done       bool        `json:"done"`
 	Recipients []Recipient `json:"recipients,omitempty"`
 	// NextAfter, when set, is the after= value of the next page of recipients.
@@ -45,7 +46,7 @@ type Recipient struct {
 	ErrMsg     string `json:"errmsg,omitempty"`
 	Attempts   int    `json:"attempts"`
 	// QueuedAt, SentAt and DoneAt time the recipient: accepted, accepted by
-	// WeChat, and final (delivered, blocked, failed or skipped).
+	// WeChat, and final (delivered, blocked, failed, skipped or unconfirmed).
 	QueuedAt time.Time  `json:"queued_at"`
 	SentAt   *time.Time `json:"sent_at,omitempty"`
 	DoneAt   *time.Time `json:"done_at,omitempty"`
@@ -192,10 +193,10 @@ func (s *Service) ListMessages(ctx context.Context, f ListFilter) (MessageList, 
 		f.Limit = 50
 	}
 	switch f.Status {
-	case "", StatusQueued, StatusSent, StatusDelivered, StatusBlocked, StatusFailed, StatusSkipped:
+	case "", StatusQueued, StatusSent, StatusDelivered, StatusBlocked, StatusFailed, StatusSkipped, StatusUnconfirmed:
 	default:
 		return MessageList{}, problem.Invalidf("invalid_status", "status",
-			"status must be queued, sent, delivered, blocked, failed or skipped — status 只能是 queued、sent、delivered、blocked、failed 或 skipped")
+			"status must be queued, sent, delivered, blocked, failed, skipped or unconfirmed — status 只能是 queued、sent、delivered、blocked、failed、skipped 或 unconfirmed")
 	}
 	var where []string
 	p := db.NewParams()

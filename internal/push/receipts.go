@@ -154,7 +154,8 @@ func (s *Service) lockMsgID(ctx context.Context, tx *sql.Tx, account string, msg
 	return nil
 }
 
-// applyReceipt moves the sent recipient of a msgid to its final status.
+// applyReceipt moves the sent (or, arriving late, unconfirmed) recipient
+// of a msgid to its final status.
 func (s *Service) applyReceipt(ctx context.Context, tx *sql.Tx, rc receipt) error {
 	reason := ""
 	switch rc.status {
@@ -169,8 +170,8 @@ func (s *Service) applyReceipt(ctx context.Context, tx *sql.Tx, rc receipt) erro
 	}
 	rows, err := tx.QueryContext(ctx, `UPDATE push_recipients SET status = $1, reason = $2, errcode = COALESCE($3, errcode), errmsg = $4,
     done_at = $5, updated_at = $6
-WHERE account = $7 AND msgid = $8 AND status = $9 RETURNING id`,
-		rc.status, reason, code, rc.detail, db.Timestamp(rc.at), s.stamp(), rc.account, rc.msgID, StatusSent)
+WHERE account = $7 AND msgid = $8 AND status IN ($9, $10) RETURNING id`,
+		rc.status, reason, code, rc.detail, db.Timestamp(rc.at), s.stamp(), rc.account, rc.msgID, StatusSent, StatusUnconfirmed)
 	if err != nil {
 		return fmt.Errorf("push: apply receipt %d: %w", rc.msgID, err)
 	}

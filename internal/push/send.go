@@ -73,6 +73,10 @@ const (
 	StatusBlocked   = "blocked"
 	StatusFailed    = "failed"
 	StatusSkipped   = "skipped"
+	// StatusUnconfirmed is final: sent, but no receipt came within the
+	// receipt timeout (reason receipt_missing). A late receipt still moves
+	// it to delivered, blocked or failed.
+	StatusUnconfirmed = "unconfirmed"
 )
 
 // Reasons of skipped recipients.

@@ -12,12 +12,15 @@
 // could not fix with its one refresh); snoozed until the quota resets
 // (45009, Beijing midnight); failed for good (40003, 40037, 43004, 43101,
 // 47003 …). The callback hook turns a sent row into delivered, blocked or
-// failed when the receipt arrives, and records subscription grants.
+// failed when the receipt arrives, and records subscription grants. A
+// periodic sweep ends, as unconfirmed, the sent rows whose receipt has not
+// come within ReceiptTimeout; a late receipt still upgrades them.
 package push
 
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -26,8 +29,6 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
-	"github.com/wxgate/wxgate/internal/follower"
-	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
@@ -59,6 +60,8 @@ const (
 	DefaultRetryMax      = 10 * time.Minute
 	DefaultMaxRecipients = 100_000
 	DefaultMaxAttempts   = 25
+	// DefaultReceiptTimeout is push.receipt_timeout's default.
+	DefaultReceiptTimeout = 10 * time.Minute
 )
 
 // Options build a Service. DB and Accounts are required; Clients and Jobs
@@ -68,14 +71,16 @@ type Options struct {
 	Accounts []config.Account
 	Clients  Clients
 	Jobs     JobInserter
-	// Resolver maps unionids and external ids to openids; nil means the
-	// follower store on DB (followers, mini-program users, bindings).
+	// Resolver maps unionids and external ids to openids (the follower
+	// store: followers, mini-program users, bindings). Required: the
+	// composition root passes the one store it built.
 	Resolver Resolver
-	// Windows tells whose customer-service window is open; nil means the
-	// message log on DB.
+	// Windows tells whose customer-service window is open (the message
+	// log). Required.
 	Windows WindowChecker
-	// Events receives message.sent, message.delivered and message.failed
-	// inside the transaction that changes the status; nil drops them.
+	// Events receives message.sent, message.delivered, message.failed and
+	// message.unconfirmed inside the transaction that changes the status;
+	// nil drops them.
 	Events EventSink
 	Logger *slog.Logger
 	// Now is the clock (quota day, windows, timestamps); time.Now when nil.
@@ -96,6 +101,9 @@ type Options struct {
 	MaxRecipients int
 	// Queue is the River queue of send jobs; Queue ("push") when empty.
 	Queue string
+	// ReceiptTimeout is how long a sent recipient waits for its receipt
+	// before the sweep marks it unconfirmed (DefaultReceiptTimeout).
+	ReceiptTimeout time.Duration
 }
 
 // Service is the push pipeline of a gateway.
@@ -110,8 +118,19 @@ type Service struct {
 	limits   *limiters
 }
 
-// New builds the service.
-func New(opts Options) *Service {
+// New builds the service. DB, Resolver and Windows are required.
+func New(opts Options) (*Service, error) {
+	switch {
+	case opts.DB == nil:
+		return nil, errors.New("push: Options.DB is required")
+	case opts.Resolver == nil:
+		return nil, errors.New("push: Options.Resolver is required")
+	case opts.Windows == nil:
+		return nil, errors.New("push: Options.Windows is required")
+	}
+	if opts.ReceiptTimeout <= 0 {
+		opts.ReceiptTimeout = DefaultReceiptTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -155,13 +174,7 @@ func New(opts Options) *Service {
 	for _, a := range opts.Accounts {
 		s.accounts[a.Name] = a
 	}
-	if s.resolver == nil {
-		s.resolver = follower.NewStore(opts.DB, opts.Now)
-	}
-	if s.windows == nil {
-		s.windows = msglog.NewWindows(opts.DB)
-	}
-	return s
+	return s, nil
 }
 
 // account returns a configured account or a not-found error naming the field.

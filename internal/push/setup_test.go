@@ -16,6 +16,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/queue"
 	"github.com/wxgate/wxgate/internal/token"
@@ -190,7 +191,14 @@ func setup(t testing.TB, d *db.DB, so setupOptions) *bundle {
 	if opts.CallTimeout == 0 {
 		opts.CallTimeout = 2 * time.Second
 	}
-	b.svc = push.New(opts)
+	if opts.Windows == nil {
+		opts.Windows = msglog.NewWindows(b.db)
+	}
+	svc, err := push.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.svc = svc
 	b.hooked.Store(b.svc)
 	river.AddWorker(b.workers, b.svc.Worker())
 	if so.work {

@@ -210,7 +210,7 @@ WHERE r.run_id IN (%s) GROUP BY r.run_id, r.status, p.status`, nil, ids)
 			c.Pending += n
 		case rowAccepted:
 			switch pushed {
-			case push.StatusSent:
+			case push.StatusSent, push.StatusUnconfirmed:
 				c.Sent += n
 			case push.StatusDelivered:
 				c.Sent += n

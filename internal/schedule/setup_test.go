@@ -15,6 +15,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/queue"
 	"github.com/wxgate/wxgate/internal/token"
@@ -162,9 +163,12 @@ func (b *bundle) instance(t testing.TB, o instanceOptions) *instance {
 		defer cancel()
 		_ = q.Stop(stop)
 	})
-	p := push.New(push.Options{DB: b.db, Accounts: b.cfg, Clients: b.tokens, Jobs: q, Rate: -1,
+	p, err := push.New(push.Options{DB: b.db, Accounts: b.cfg, Clients: b.tokens, Jobs: q, Rate: -1,
 		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, CallTimeout: 2 * time.Second,
-		Resolver: follower.NewStore(b.db, nil)})
+		Resolver: follower.NewStore(b.db, nil), Windows: msglog.NewWindows(b.db)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var sender Sender = p
 	if o.sender != nil {
 		sender = o.sender(p)
