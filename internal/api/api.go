@@ -60,6 +60,9 @@ type Options struct {
 }
 
 type handler struct {
+	// routes are the patterns registered, in order, so that a test can hold
+	// them against the OpenAPI document.
+	routes []string
 	opts   Options
 	log    *slog.Logger
 	now    func() time.Time
@@ -69,6 +72,11 @@ type handler struct {
 // New returns the handler of every /api/v1/ route; the server mounts it
 // with mux.Handle("/api/v1/", api.New(…)).
 func New(opts Options) http.Handler {
+	_, hd := newHandler(opts)
+	return hd
+}
+
+func newHandler(opts Options) (*handler, http.Handler) {
 	h := &handler{opts: opts, log: opts.Logger, now: opts.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -82,58 +90,65 @@ func New(opts Options) http.Handler {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /api/v1/accounts", need(auth.ScopeRead, h.listAccounts))
-	mux.Handle("GET /api/v1/accounts/{name}/token", need(auth.ScopeToken, h.accountToken))
+	handle := func(pattern string, hd http.Handler) {
+		h.routes = append(h.routes, pattern)
+		mux.Handle(pattern, hd)
+	}
+	// The contract needs no key: clients are generated from it before
+	// anyone has one.
+	handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
+	handle("GET /api/v1/accounts", need(auth.ScopeRead, h.listAccounts))
+	handle("GET /api/v1/accounts/{name}/token", need(auth.ScopeToken, h.accountToken))
 
-	mux.Handle("GET /api/v1/followers", need(auth.ScopeRead, h.listFollowers))
-	mux.Handle("GET /api/v1/followers/{openid}", need(auth.ScopeRead, h.getFollower))
-	mux.Handle("POST /api/v1/followers/sync", need(auth.ScopeAdmin, h.startFollowerSync))
-	mux.Handle("GET /api/v1/followers/sync", need(auth.ScopeRead, h.followerSyncStatus))
+	handle("GET /api/v1/followers", need(auth.ScopeRead, h.listFollowers))
+	handle("GET /api/v1/followers/{openid}", need(auth.ScopeRead, h.getFollower))
+	handle("POST /api/v1/followers/sync", need(auth.ScopeAdmin, h.startFollowerSync))
+	handle("GET /api/v1/followers/sync", need(auth.ScopeRead, h.followerSyncStatus))
 
-	mux.Handle("POST /api/v1/bindings/qrcode", need(auth.ScopeSend, h.createBindQRCode))
-	mux.Handle("GET /api/v1/bindings/qrcode/{ticket}", h.withPollToken(need(auth.ScopeRead, h.bindQRCodeStatus), h.bindQRCodeStatus))
-	mux.Handle("GET /api/v1/bindings/qrcode/{ticket}/png", h.withPollToken(need(auth.ScopeRead, h.bindQRCodePNG), h.bindQRCodePNG))
-	mux.Handle("GET /api/v1/bindings", need(auth.ScopeRead, h.listBindings))
-	mux.Handle("GET /api/v1/bindings/{id}", need(auth.ScopeRead, h.getBinding))
-	mux.Handle("DELETE /api/v1/bindings/{id}", need(auth.ScopeSend, h.deleteBinding))
-	mux.Handle("POST /api/v1/miniprogram/login", need(auth.ScopeSend, h.miniProgramLogin))
+	handle("POST /api/v1/bindings/qrcode", need(auth.ScopeSend, h.createBindQRCode))
+	handle("GET /api/v1/bindings/qrcode/{ticket}", h.withPollToken(need(auth.ScopeRead, h.bindQRCodeStatus), h.bindQRCodeStatus))
+	handle("GET /api/v1/bindings/qrcode/{ticket}/png", h.withPollToken(need(auth.ScopeRead, h.bindQRCodePNG), h.bindQRCodePNG))
+	handle("GET /api/v1/bindings", need(auth.ScopeRead, h.listBindings))
+	handle("GET /api/v1/bindings/{id}", need(auth.ScopeRead, h.getBinding))
+	handle("DELETE /api/v1/bindings/{id}", need(auth.ScopeSend, h.deleteBinding))
+	handle("POST /api/v1/miniprogram/login", need(auth.ScopeSend, h.miniProgramLogin))
 
-	mux.Handle("GET /api/v1/webhooks", need(auth.ScopeAdmin, h.listWebhooks))
-	mux.Handle("POST /api/v1/webhooks", need(auth.ScopeAdmin, h.createWebhook))
-	mux.Handle("GET /api/v1/webhooks/{id}", need(auth.ScopeAdmin, h.getWebhook))
-	mux.Handle("DELETE /api/v1/webhooks/{id}", need(auth.ScopeAdmin, h.deleteWebhook))
-	mux.Handle("GET /api/v1/webhooks/{id}/deliveries", need(auth.ScopeAdmin, h.webhookDeliveries))
+	handle("GET /api/v1/webhooks", need(auth.ScopeAdmin, h.listWebhooks))
+	handle("POST /api/v1/webhooks", need(auth.ScopeAdmin, h.createWebhook))
+	handle("GET /api/v1/webhooks/{id}", need(auth.ScopeAdmin, h.getWebhook))
+	handle("DELETE /api/v1/webhooks/{id}", need(auth.ScopeAdmin, h.deleteWebhook))
+	handle("GET /api/v1/webhooks/{id}/deliveries", need(auth.ScopeAdmin, h.webhookDeliveries))
 
-	mux.Handle("POST /api/v1/messages", need(auth.ScopeSend, h.sendMessage))
-	mux.Handle("GET /api/v1/messages", need(auth.ScopeRead, h.listMessages))
-	mux.Handle("GET /api/v1/messages/{id}", need(auth.ScopeRead, h.getMessage))
-	mux.Handle("GET /api/v1/templates", need(auth.ScopeRead, h.listTemplates))
-	mux.Handle("POST /api/v1/templates", need(auth.ScopeAdmin, h.putTemplate))
-	mux.Handle("POST /api/v1/templates/sync", need(auth.ScopeAdmin, h.syncTemplates))
-	mux.Handle("POST /api/v1/templates/preview", need(auth.ScopeSend, h.previewTemplate))
-	mux.Handle("GET /api/v1/templates/aliases", need(auth.ScopeRead, h.listAliases))
-	mux.Handle("GET /api/v1/templates/aliases/{account}/{alias}", need(auth.ScopeRead, h.getAlias))
-	mux.Handle("PUT /api/v1/templates/aliases/{account}/{alias}", need(auth.ScopeAdmin, h.putAlias))
-	mux.Handle("DELETE /api/v1/templates/aliases/{account}/{alias}", need(auth.ScopeAdmin, h.deleteAlias))
-	mux.Handle("POST /api/v1/subscriptions/grants", need(auth.ScopeSend, h.reportGrants))
-	mux.Handle("GET /api/v1/subscriptions/grants", need(auth.ScopeRead, h.listGrants))
-	mux.Handle("GET /api/v1/schedules", need(auth.ScopeRead, h.withSchedules(h.listSchedules)))
-	mux.Handle("POST /api/v1/schedules", need(auth.ScopeAdmin, h.withSchedules(h.createSchedule)))
-	mux.Handle("GET /api/v1/schedules/{id}", need(auth.ScopeRead, h.withSchedules(h.getSchedule)))
-	mux.Handle("PUT /api/v1/schedules/{id}", need(auth.ScopeAdmin, h.withSchedules(h.updateSchedule)))
-	mux.Handle("DELETE /api/v1/schedules/{id}", need(auth.ScopeAdmin, h.withSchedules(h.deleteSchedule)))
-	mux.Handle("POST /api/v1/schedules/{id}/pause", need(auth.ScopeAdmin, h.withSchedules(h.pauseSchedule)))
-	mux.Handle("POST /api/v1/schedules/{id}/resume", need(auth.ScopeAdmin, h.withSchedules(h.resumeSchedule)))
-	mux.Handle("POST /api/v1/schedules/{id}/run", need(auth.ScopeSend, h.withSchedules(h.runSchedule)))
-	mux.Handle("GET /api/v1/schedules/{id}/next", need(auth.ScopeRead, h.withSchedules(h.nextScheduleTimes)))
-	mux.Handle("GET /api/v1/schedules/{id}/runs", need(auth.ScopeRead, h.withSchedules(h.listScheduleRuns)))
-	mux.Handle("GET /api/v1/schedules/{id}/runs/{run_id}", need(auth.ScopeRead, h.withSchedules(h.getScheduleRun)))
-	mux.Handle("GET /api/v1/followers/{openid}/attributes", need(auth.ScopeRead, h.withSchedules(h.followerAttributes)))
-	mux.Handle("PUT /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
-	mux.Handle("PATCH /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
-	mux.Handle("GET /api/v1/audit", need(auth.ScopeAdmin, h.listAudit))
+	handle("POST /api/v1/messages", need(auth.ScopeSend, h.sendMessage))
+	handle("GET /api/v1/messages", need(auth.ScopeRead, h.listMessages))
+	handle("GET /api/v1/messages/{id}", need(auth.ScopeRead, h.getMessage))
+	handle("GET /api/v1/templates", need(auth.ScopeRead, h.listTemplates))
+	handle("POST /api/v1/templates", need(auth.ScopeAdmin, h.putTemplate))
+	handle("POST /api/v1/templates/sync", need(auth.ScopeAdmin, h.syncTemplates))
+	handle("POST /api/v1/templates/preview", need(auth.ScopeSend, h.previewTemplate))
+	handle("GET /api/v1/templates/aliases", need(auth.ScopeRead, h.listAliases))
+	handle("GET /api/v1/templates/aliases/{account}/{alias}", need(auth.ScopeRead, h.getAlias))
+	handle("PUT /api/v1/templates/aliases/{account}/{alias}", need(auth.ScopeAdmin, h.putAlias))
+	handle("DELETE /api/v1/templates/aliases/{account}/{alias}", need(auth.ScopeAdmin, h.deleteAlias))
+	handle("POST /api/v1/subscriptions/grants", need(auth.ScopeSend, h.reportGrants))
+	handle("GET /api/v1/subscriptions/grants", need(auth.ScopeRead, h.listGrants))
+	handle("GET /api/v1/schedules", need(auth.ScopeRead, h.withSchedules(h.listSchedules)))
+	handle("POST /api/v1/schedules", need(auth.ScopeAdmin, h.withSchedules(h.createSchedule)))
+	handle("GET /api/v1/schedules/{id}", need(auth.ScopeRead, h.withSchedules(h.getSchedule)))
+	handle("PUT /api/v1/schedules/{id}", need(auth.ScopeAdmin, h.withSchedules(h.updateSchedule)))
+	handle("DELETE /api/v1/schedules/{id}", need(auth.ScopeAdmin, h.withSchedules(h.deleteSchedule)))
+	handle("POST /api/v1/schedules/{id}/pause", need(auth.ScopeAdmin, h.withSchedules(h.pauseSchedule)))
+	handle("POST /api/v1/schedules/{id}/resume", need(auth.ScopeAdmin, h.withSchedules(h.resumeSchedule)))
+	handle("POST /api/v1/schedules/{id}/run", need(auth.ScopeSend, h.withSchedules(h.runSchedule)))
+	handle("GET /api/v1/schedules/{id}/next", need(auth.ScopeRead, h.withSchedules(h.nextScheduleTimes)))
+	handle("GET /api/v1/schedules/{id}/runs", need(auth.ScopeRead, h.withSchedules(h.listScheduleRuns)))
+	handle("GET /api/v1/schedules/{id}/runs/{run_id}", need(auth.ScopeRead, h.withSchedules(h.getScheduleRun)))
+	handle("GET /api/v1/followers/{openid}/attributes", need(auth.ScopeRead, h.withSchedules(h.followerAttributes)))
+	handle("PUT /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
+	handle("PATCH /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
+	handle("GET /api/v1/audit", need(auth.ScopeAdmin, h.listAudit))
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errNotFound("no such API route: "+r.Method+" "+r.URL.Path+" — 接口不存在"))
 	})
-	return h.audited(mux)
+	return h, h.audited(mux)
 }

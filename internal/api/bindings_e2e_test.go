@@ -35,7 +35,9 @@ import (
 	"github.com/wxgate/wxgate/internal/db/dbtest"
 	"github.com/wxgate/wxgate/internal/follower"
 	"github.com/wxgate/wxgate/internal/msglog"
+	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/queue"
+	"github.com/wxgate/wxgate/internal/schedule"
 	"github.com/wxgate/wxgate/internal/server/servertest"
 	"github.com/wxgate/wxgate/internal/token"
 	"github.com/wxgate/wxgate/internal/webhook"
@@ -151,10 +153,23 @@ func startE2E(t *testing.T, d *db.DB, binding config.BindingConfig) *e2e {
 	river.AddWorker(workers, webhook.NewWorker(webhook.NewSender(hooks, nil, nil)).WithBackoff(func(int) time.Duration { return 20 * time.Millisecond }))
 	river.AddWorker(workers, follower.NewSyncWorker(follower.NewSyncer(d, e.now, nil), e.tokens, nil))
 	q, err := queue.New(ctx, d, queue.Options{Workers: workers, PollInterval: 50 * time.Millisecond, RetryPolicy: retrySoon{},
-		Queues: map[string]int{queue.DefaultQueue: 2, follower.Queue: 2}})
+		Queues: map[string]int{queue.DefaultQueue: 2, follower.Queue: 2, push.Queue: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	followers := follower.NewStore(d, e.now)
+	events := webhook.NewPublisher(hooks, q)
+	// Push and schedules too, so that every /api/v1 route answers for real
+	// (TestOpenAPIExamples); their workers join before the queue starts.
+	pusher, err := push.New(push.Options{DB: d, Accounts: cfg.Accounts, Clients: e.tokens, Jobs: q, Resolver: followers,
+		Windows: msglog.NewWindows(d), Events: events, Logger: logger, Now: e.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	river.AddWorker(workers, pusher.Worker())
+	scheduler := schedule.New(schedule.Options{DB: d, Accounts: cfg.Accounts, Push: pusher, Jobs: q, Bindings: followers,
+		Logger: logger, Now: e.now})
+	scheduler.Register(workers)
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -163,16 +178,16 @@ func startE2E(t *testing.T, d *db.DB, binding config.BindingConfig) *e2e {
 		defer cancel()
 		_ = q.Stop(stop)
 	})
-	followers := follower.NewStore(d, e.now)
 	binder := follower.NewBinder(follower.BinderOptions{Store: followers, Accounts: cfg.Accounts, Clients: e.tokens,
-		Events: webhook.NewPublisher(hooks, q), Now: e.now, Logger: logger})
+		Events: events, Now: e.now, Logger: logger})
 
 	keys := auth.NewStore(d, nil)
 	messages := msglog.NewStore(d, msglog.Options{Now: e.now})
 	srv, err := servertest.New(servertest.Options{Config: cfg, DB: d, Now: e.now, Responder: binder.Respond, Logger: logger,
 		Messages: messages, Followers: followers,
 		Routes: map[string]http.Handler{"/api/v1/": api.New(api.Options{Accounts: cfg.Accounts, Tokens: e.tokens, Auth: keys, Now: e.now, Logger: logger,
-			Followers: followers, Binder: binder, Messages: messages, Webhooks: hooks,
+			Followers: followers, Binder: binder, Messages: messages, Webhooks: hooks, Push: pusher, Schedules: scheduler,
+			Audit: api.NewAuditStore(d),
 			Syncs: follower.NewSyncJobs(q, follower.NewSyncer(d, e.now, nil))})}})
 	if err != nil {
 		t.Fatal(err)
