@@ -93,7 +93,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// InstanceID names this process in the lease column; a random id when empty.
+	// InstanceID names this process as the holder of the refresh lease; a random id when empty.
 	InstanceID string
 }
 
@@ -343,7 +343,14 @@ func (b *Broker) sync(ctx context.Context, failed string, force bool) (*current,
 		if b.usable(r, failed, b.now()) {
 			return b.adopt(r), nil
 		}
-		if r.leaseFree(b.now()) && r.LastError != "" && (!r.LastErrorAt.Equal(seenErrAt) || r.LastError != seenErr) {
+		if r.LastError != "" && (!r.LastErrorAt.Equal(seenErrAt) || r.LastError != seenErr) {
+			free, err := b.st.leaseFree(ctx, b.now())
+			if err != nil {
+				return nil, err
+			}
+			if !free {
+				continue
+			}
 			rerr := &RefreshError{Account: b.cfg.Account, Code: r.LastErrcode, Msg: r.LastError, Remote: true}
 			if opensBreakerCode(r.LastErrcode) {
 				return nil, b.brk.open(b.now(), b.cfg.Account, rerr)

@@ -29,11 +29,12 @@
 // case.
 //
 // One refresher. A refresh first re-reads the row; only if the token there
-// is missing, due or the rejected one does it take the lease: an upsert on
-// the row that succeeds only when the lease is free, expired or already
-// ours (one atomic statement on SQLite and PostgreSQL). The holder re-reads
-// the row once more, calls WeChat, and writes the new token, version+1,
-// and the lease release in one UPDATE fenced on the holder. Instances that
+// is missing, due or the rejected one does it take the refresh lease
+// (db.Leases, named token:<app_id>:<mode>): one upsert that succeeds only
+// when the lease is free, expired or already ours, atomic on SQLite and
+// PostgreSQL. The holder re-reads the row once more, calls WeChat, and in
+// one transaction releases the lease (fenced on the holder: a lease lost
+// meanwhile stores nothing) and writes the new token, version+1. Instances that
 // lose the lease poll the row with short backoff (10 ms growing to 250 ms)
 // until the winner's token appears, or report the winner's error, recorded
 // in the row, instead of calling WeChat themselves. Within an instance

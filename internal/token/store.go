@@ -16,8 +16,6 @@ type row struct {
 	ExpiresAt   time.Time
 	FetchedAt   time.Time
 	Version     int64
-	LeaseHolder string
-	LeaseUntil  time.Time
 	ForceDay    string
 	ForceCount  int
 	LastForceAt time.Time
@@ -26,12 +24,8 @@ type row struct {
 	LastErrorAt time.Time
 }
 
-// leaseFree reports whether nobody holds the lease at now.
-func (r *row) leaseFree(now time.Time) bool {
-	return r.LeaseHolder == "" || r.LeaseUntil.IsZero() || !now.Before(r.LeaseUntil)
-}
-
-// store reads and writes the tokens row of one broker.
+// store reads and writes the tokens row of one broker; the refresh lease
+// is the db lease named by leaseName.
 type store struct {
 	db      *db.DB
 	appID   string
@@ -39,15 +33,24 @@ type store struct {
 	account string
 }
 
+// leaseName names the refresh lease of the app and mode (one token at
+// WeChat, whichever accounts share it).
+func (s *store) leaseName() string { return "token:" + s.appID + ":" + string(s.mode) }
+
+// leases judges the refresh lease by the time now of the caller.
+func (s *store) leases(now time.Time) *db.Leases {
+	return db.NewLeases(s.db, func() time.Time { return now })
+}
+
 // load returns the row, or an empty row when there is none yet.
 func (s *store) load(ctx context.Context) (*row, error) {
 	var r row
-	var expires, fetched, lease, lastForce, lastErr sql.NullTime
+	var expires, fetched, lastForce, lastErr sql.NullTime
 	err := s.db.QueryRowContext(ctx, `
-		SELECT access_token, expires_at, fetched_at, version, lease_holder, lease_expires_at,
+		SELECT access_token, expires_at, fetched_at, version,
 		       force_day, force_count, last_force_at, last_error, last_errcode, last_error_at
 		FROM tokens WHERE app_id = $1 AND mode = $2`, s.appID, string(s.mode)).
-		Scan(&r.Token, &expires, &fetched, &r.Version, &r.LeaseHolder, &lease,
+		Scan(&r.Token, &expires, &fetched, &r.Version,
 			&r.ForceDay, &r.ForceCount, &lastForce, &r.LastError, &r.LastErrcode, &lastErr)
 	if errors.Is(err, sql.ErrNoRows) {
 		return &row{}, nil
@@ -55,32 +58,28 @@ func (s *store) load(ctx context.Context) (*row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: reading the token of %s: %w", s.appID, err)
 	}
-	r.ExpiresAt, r.FetchedAt, r.LeaseUntil = expires.Time, fetched.Time, lease.Time
+	r.ExpiresAt, r.FetchedAt = expires.Time, fetched.Time
 	r.LastForceAt, r.LastErrorAt = lastForce.Time, lastErr.Time
 	return &r, nil
+}
+
+// leaseFree reports whether nobody holds the refresh lease at now.
+func (s *store) leaseFree(ctx context.Context, now time.Time) (bool, error) {
+	_, held, err := s.leases(now).Get(ctx, s.leaseName())
+	if err != nil {
+		return false, fmt.Errorf("token: reading the refresh lease of %s: %w", s.appID, err)
+	}
+	return !held, nil
 }
 
 // acquire takes the refresh lease for holder until now+ttl when it is free,
 // expired or already holder's. It reports whether holder has it now.
 func (s *store) acquire(ctx context.Context, holder string, now time.Time, ttl time.Duration) (bool, error) {
-	var version int64
-	err := s.db.QueryRowContext(ctx, `
-		INSERT INTO tokens (app_id, mode, account, lease_holder, lease_expires_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (app_id, mode) DO UPDATE
-		SET lease_holder = excluded.lease_holder, lease_expires_at = excluded.lease_expires_at,
-		    updated_at = excluded.updated_at
-		WHERE tokens.lease_holder = '' OR tokens.lease_expires_at IS NULL
-		   OR tokens.lease_expires_at <= $6 OR tokens.lease_holder = excluded.lease_holder
-		RETURNING version`,
-		s.appID, string(s.mode), s.account, holder, db.Timestamp(now.Add(ttl)), db.Timestamp(now)).Scan(&version)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
+	_, ok, err := s.leases(now).Acquire(ctx, s.leaseName(), holder, ttl)
 	if err != nil {
 		return false, fmt.Errorf("token: taking the refresh lease of %s: %w", s.appID, err)
 	}
-	return true, nil
+	return ok, nil
 }
 
 // saved is what a successful fetch writes.
@@ -94,52 +93,84 @@ type saved struct {
 }
 
 // save stores a fetched token and releases the lease, if holder still has
-// it. The version grows only when the token value changed (a stable_token
-// asked for early comes back unchanged with a shorter expires_in). ok is
-// false when the lease was lost meanwhile; nothing is written then.
+// it, in one transaction. The version grows only when the token value
+// changed (a stable_token asked for early comes back unchanged with a
+// shorter expires_in). ok is false when the lease was lost meanwhile;
+// nothing is written then.
 func (s *store) save(ctx context.Context, holder string, v saved) (version int64, ok bool, err error) {
 	var lastForce any
 	if !v.LastForceAt.IsZero() {
 		lastForce = db.Timestamp(v.LastForceAt)
 	}
-	err = s.db.QueryRowContext(ctx, `
-		UPDATE tokens
-		SET version = CASE WHEN access_token = $4 THEN version ELSE version + 1 END,
-		    access_token = $4, expires_at = $5, fetched_at = $6,
-		    force_day = $7, force_count = $8, last_force_at = $9,
-		    lease_holder = '', lease_expires_at = NULL,
-		    last_error = '', last_errcode = 0, last_error_at = NULL,
-		    account = $10, updated_at = $6
-		WHERE app_id = $1 AND mode = $2 AND lease_holder = $3
-		RETURNING version`,
-		s.appID, string(s.mode), holder, v.Token, db.Timestamp(v.ExpiresAt), db.Timestamp(v.FetchedAt),
-		v.ForceDay, v.ForceCount, lastForce, s.account).Scan(&version)
-	if errors.Is(err, sql.ErrNoRows) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("token: saving the token of %s: %w", s.appID, err)
+	}
+	defer tx.Rollback()
+	// Released first: on PostgreSQL the delete locks the lease row, so it
+	// cannot be taken over before the token is stored.
+	held, err := s.leases(v.FetchedAt).In(tx).Release(ctx, s.leaseName(), holder)
+	if err != nil {
+		return 0, false, fmt.Errorf("token: saving the token of %s: %w", s.appID, err)
+	}
+	if !held {
 		return 0, false, nil
 	}
+	err = tx.QueryRowContext(ctx, `
+		INSERT INTO tokens (app_id, mode, account, access_token, expires_at, fetched_at, version,
+		                    force_day, force_count, last_force_at, updated_at)
+		VALUES ($1, $2, $9, $3, $4, $5, 1, $6, $7, $8, $5)
+		ON CONFLICT (app_id, mode) DO UPDATE
+		SET version = CASE WHEN tokens.access_token = excluded.access_token THEN tokens.version ELSE tokens.version + 1 END,
+		    access_token = excluded.access_token, expires_at = excluded.expires_at, fetched_at = excluded.fetched_at,
+		    force_day = excluded.force_day, force_count = excluded.force_count, last_force_at = excluded.last_force_at,
+		    last_error = '', last_errcode = 0, last_error_at = NULL,
+		    account = excluded.account, updated_at = excluded.updated_at
+		RETURNING version`,
+		s.appID, string(s.mode), v.Token, db.Timestamp(v.ExpiresAt), db.Timestamp(v.FetchedAt),
+		v.ForceDay, v.ForceCount, lastForce, s.account).Scan(&version)
 	if err != nil {
+		return 0, false, fmt.Errorf("token: saving the token of %s: %w", s.appID, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return 0, false, fmt.Errorf("token: saving the token of %s: %w", s.appID, err)
 	}
 	return version, true, nil
 }
 
 // release gives the lease up without a new token. A non-empty errText
-// records why the refresh failed, for the instances waiting on it.
+// records why the refresh failed, for the instances waiting on it; it is
+// written in the same transaction, so a waiter that finds the lease free
+// finds the error too.
 func (s *store) release(ctx context.Context, holder string, now time.Time, errText string, errcode int) error {
-	var err error
 	if errText == "" {
-		_, err = s.db.ExecContext(ctx, `
-			UPDATE tokens SET lease_holder = '', lease_expires_at = NULL, updated_at = $4
-			WHERE app_id = $1 AND mode = $2 AND lease_holder = $3`,
-			s.appID, string(s.mode), holder, db.Timestamp(now))
-	} else {
-		_, err = s.db.ExecContext(ctx, `
-			UPDATE tokens SET lease_holder = '', lease_expires_at = NULL,
-			       last_error = $4, last_errcode = $5, last_error_at = $6, updated_at = $6
-			WHERE app_id = $1 AND mode = $2 AND lease_holder = $3`,
-			s.appID, string(s.mode), holder, errText, errcode, db.Timestamp(now))
+		if _, err := s.leases(now).Release(ctx, s.leaseName(), holder); err != nil {
+			return fmt.Errorf("token: releasing the refresh lease of %s: %w", s.appID, err)
+		}
+		return nil
 	}
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
+		return fmt.Errorf("token: releasing the refresh lease of %s: %w", s.appID, err)
+	}
+	defer tx.Rollback()
+	held, err := s.leases(now).In(tx).Release(ctx, s.leaseName(), holder)
+	if err != nil {
+		return fmt.Errorf("token: releasing the refresh lease of %s: %w", s.appID, err)
+	}
+	if !held {
+		return nil // taken over: the error is not ours to report any more
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO tokens (app_id, mode, account, last_error, last_errcode, last_error_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $6)
+		ON CONFLICT (app_id, mode) DO UPDATE
+		SET last_error = excluded.last_error, last_errcode = excluded.last_errcode,
+		    last_error_at = excluded.last_error_at, updated_at = excluded.updated_at`,
+		s.appID, string(s.mode), s.account, errText, errcode, db.Timestamp(now)); err != nil {
+		return fmt.Errorf("token: recording the failed refresh of %s: %w", s.appID, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("token: releasing the refresh lease of %s: %w", s.appID, err)
 	}
 	return nil
