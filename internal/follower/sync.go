@@ -10,11 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -55,8 +53,9 @@ type SyncOptions struct {
 	// by default an unfinished sync is resumed.
 	Restart bool
 	// TakeOver takes the sync over from the process that holds it (after
-	// a crash on another machine, before its lease expires). A holder that
-	// died on this machine is taken over without it.
+	// it crashed, before its lease expires). Without it, a crashed
+	// holder's sync is resumed once its lease expired (syncLeaseTTL after
+	// its last saved batch).
 	TakeOver bool
 	// Progress, when set, is called at the start, after every saved batch
 	// and every completed page, one call at a time.
@@ -117,9 +116,10 @@ var errLeaseLost = errors.New("follower: the sync lease was taken over by anothe
 // nothing that did not change at WeChat. Followers missing from the list
 // are marked unsubscribed at the end, never deleted.
 type Syncer struct {
-	db  *db.DB
-	now func() time.Time
-	log *slog.Logger
+	db     *db.DB
+	now    func() time.Time
+	log    *slog.Logger
+	leases *db.Leases
 }
 
 // NewSyncer returns a Syncer; now defaults to time.Now and logger to none.
@@ -130,49 +130,18 @@ func NewSyncer(d *db.DB, now func() time.Time, logger *slog.Logger) *Syncer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{db: d, now: now, log: logger}
+	return &Syncer{db: d, now: now, log: logger, leases: db.NewLeases(d, now)}
 }
+
+// SyncLeaseName names the db lease that one sync of account holds at a
+// time, across processes.
+func SyncLeaseName(account string) string { return "follower-sync:" + account }
 
 func syncHolderID() string {
 	host, _ := os.Hostname()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
-}
-
-// holderDied reports whether a lease holder (syncHolderID) is a process of
-// this machine that no longer runs: a sync killed or crashed here is
-// resumed at once rather than after its lease expires.
-func holderDied(holder string) bool {
-	if runtime.GOOS == "windows" {
-		return false
-	}
-	rest, _, ok := cutLast(holder, "-")
-	if !ok {
-		return false
-	}
-	host, pidText, ok := cutLast(rest, "-")
-	if !ok {
-		return false
-	}
-	me, _ := os.Hostname()
-	pid, err := strconv.Atoi(pidText)
-	if err != nil || host != me || pid <= 0 || pid == os.Getpid() {
-		return false
-	}
-	proc, err := os.FindProcess(pid)
-	if err != nil {
-		return true
-	}
-	return errors.Is(proc.Signal(syscall.Signal(0)), os.ErrProcessDone)
-}
-
-func cutLast(s, sep string) (before, after string, found bool) {
-	i := strings.LastIndex(s, sep)
-	if i < 0 {
-		return s, "", false
-	}
-	return s[:i], s[i+len(sep):], true
 }
 
 // Status returns the account's last or current sync; ErrNotFound when it
@@ -244,34 +213,26 @@ func (s *Syncer) Run(ctx context.Context, account string, client SyncClient, opt
 // the unfinished one.
 func (s *Syncer) begin(ctx context.Context, account, holder string, restart, takeOver bool) (SyncStatus, error) {
 	now := db.Timestamp(s.now())
-	until := db.Timestamp(now.Add(syncLeaseTTL))
 	// Run 0 "completed" is the row of an account never synced.
 	if _, err := s.db.ExecContext(ctx, `
 INSERT INTO follower_syncs (account, run, status, started_at, updated_at) VALUES ($1, 0, $2, $3, $3)
 ON CONFLICT (account) DO NOTHING`, account, SyncCompleted, now); err != nil {
 		return SyncStatus{}, fmt.Errorf("follower: starting sync: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, `
-UPDATE follower_syncs SET lease_holder = $2, lease_until = $3
-WHERE account = $1 AND (lease_holder = '' OR lease_holder = $2 OR lease_until IS NULL OR lease_until < $4)`,
-		account, holder, until, now)
+	name := SyncLeaseName(account)
+	cur, ok, err := s.leases.Acquire(ctx, name, holder, syncLeaseTTL)
 	if err != nil {
 		return SyncStatus{}, fmt.Errorf("follower: taking the sync lease: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		e := &SyncRunningError{Account: account}
-		var lu sql.NullTime
-		_ = s.db.QueryRowContext(ctx, `SELECT lease_holder, lease_until FROM follower_syncs WHERE account = $1`, account).Scan(&e.Holder, &lu)
-		e.Until = lu.Time.UTC()
-		if !takeOver && !holderDied(e.Holder) {
+	if !ok {
+		e := &SyncRunningError{Account: account, Holder: cur.Holder, Until: cur.ExpiresAt.UTC()}
+		if !takeOver {
 			return SyncStatus{}, e
 		}
-		res, err = s.db.ExecContext(ctx, `UPDATE follower_syncs SET lease_holder = $2, lease_until = $3 WHERE account = $1 AND lease_holder = $4`,
-			account, holder, until, e.Holder)
-		if err != nil {
+		if _, ok, err = s.leases.TakeOver(ctx, name, e.Holder, holder, syncLeaseTTL); err != nil {
 			return SyncStatus{}, fmt.Errorf("follower: taking the sync lease over: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if !ok {
 			return SyncStatus{}, e // someone else was quicker
 		}
 		s.log.Warn("follower sync taken over", "account", account, "from", e.Holder)
@@ -281,14 +242,20 @@ WHERE account = $1 AND (lease_holder = '' OR lease_holder = $2 OR lease_until IS
 		return SyncStatus{}, fmt.Errorf("follower: reading sync state: %w", err)
 	}
 	if st.Status == SyncCompleted || restart {
-		_, err = s.db.ExecContext(ctx, `
+		err = s.underLease(ctx, account, holder, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `
 UPDATE follower_syncs SET run = run + 1, status = $2, started_at = $3, finished_at = NULL, page_cursor = '', pages = 0, total = 0,
     listed = 0, profiled = 0, unsubscribed = 0, list_calls = 0, batch_calls = 0, resumes = 0, last_error = '', updated_at = $3
-WHERE account = $1 AND lease_holder = $4`, account, SyncRunning, now, holder)
+WHERE account = $1`, account, SyncRunning, now)
+			return err
+		})
 	} else {
-		_, err = s.db.ExecContext(ctx, `
-UPDATE follower_syncs SET status = $2, resumes = resumes + 1, updated_at = $3 WHERE account = $1 AND lease_holder = $4`,
-			account, SyncRunning, now, holder)
+		err = s.underLease(ctx, account, holder, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `
+UPDATE follower_syncs SET status = $2, resumes = resumes + 1, updated_at = $3 WHERE account = $1`,
+				account, SyncRunning, now)
+			return err
+		})
 	}
 	if err != nil {
 		return SyncStatus{}, fmt.Errorf("follower: starting sync: %w", err)
@@ -299,6 +266,29 @@ UPDATE follower_syncs SET status = $2, resumes = resumes + 1, updated_at = $3 WH
 	}
 	st.Resumed = resumed
 	return st, nil
+}
+
+// underLease runs write in a transaction that first renews holder's sync
+// lease of account, and fails with errLeaseLost (writing nothing) when the
+// lease is not holder's any more. The renewal locks the lease until the
+// commit, so the lease cannot change hands in between.
+func (s *Syncer) underLease(ctx context.Context, account, holder string, write func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	held, err := s.leases.In(tx).Renew(ctx, SyncLeaseName(account), holder, syncLeaseTTL)
+	if err != nil {
+		return err
+	}
+	if !held {
+		return errLeaseLost
+	}
+	if err := write(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // syncRun is one Run in progress.
@@ -384,8 +374,10 @@ func (r *syncRun) countCalls(ctx context.Context, column string, n int) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_, err := r.s.db.ExecContext(ctx, `UPDATE follower_syncs SET `+column+` = `+column+` + $3 WHERE account = $1 AND lease_holder = $2`,
-		r.account, r.holder, n)
+	err := r.s.underLease(ctx, r.account, r.holder, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE follower_syncs SET `+column+` = `+column+` + $2 WHERE account = $1`, r.account, n)
+		return err
+	})
 	if err != nil {
 		r.s.log.Warn("follower sync: counting calls", "account", r.account, "err", err)
 	}
@@ -630,6 +622,13 @@ func (r *syncRun) save(ctx context.Context, infos []wechat.UserInfo, calls int) 
 		return fmt.Errorf("follower: saving profiles: %w", err)
 	}
 	defer tx.Rollback()
+	held, err := r.s.leases.In(tx).Renew(ctx, SyncLeaseName(r.account), r.holder, syncLeaseTTL)
+	if err != nil {
+		return fmt.Errorf("follower: renewing the sync lease: %w", err)
+	}
+	if !held {
+		return errLeaseLost
+	}
 	if _, err := tx.ExecContext(ctx, `
 INSERT INTO followers (account, openid, unionid, subscribed, subscribed_at, subscribe_scene, qr_scene, qr_scene_str,
     language, remark, tag_ids, profile_fetched_at, listed_at, created_at, updated_at)
@@ -659,15 +658,10 @@ ON CONFLICT (account, openid) DO UPDATE SET
     updated_at = excluded.updated_at`, r.account, now, string(batch)); err != nil {
 		return fmt.Errorf("follower: saving profiles: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, `
-UPDATE follower_syncs SET profiled = profiled + $2, batch_calls = batch_calls + $6, lease_until = $3, updated_at = $4
-WHERE account = $1 AND lease_holder = $5`,
-		r.account, len(infos), db.Timestamp(now.Add(syncLeaseTTL)), now, r.holder, calls)
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, `
+UPDATE follower_syncs SET profiled = profiled + $2, batch_calls = batch_calls + $4, updated_at = $3 WHERE account = $1`,
+		r.account, len(infos), now, calls); err != nil {
 		return fmt.Errorf("follower: saving sync progress: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errLeaseLost
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("follower: saving profiles: %w", err)
@@ -710,15 +704,17 @@ func newProfileRow(u wechat.UserInfo) profileRow {
 // pageDone moves the cursor past a page whose followers are all saved.
 func (r *syncRun) pageDone(ctx context.Context, page *wechat.FollowerPage) error {
 	now := db.Timestamp(r.s.now())
-	res, err := r.s.db.ExecContext(ctx, `
-UPDATE follower_syncs SET page_cursor = $2, pages = pages + 1, listed = listed + $3, total = $4, lease_until = $5, updated_at = $6
-WHERE account = $1 AND lease_holder = $7`,
-		r.account, page.NextOpenID, len(page.OpenIDs), page.Total, db.Timestamp(now.Add(syncLeaseTTL)), now, r.holder)
+	err := r.s.underLease(ctx, r.account, r.holder, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+UPDATE follower_syncs SET page_cursor = $2, pages = pages + 1, listed = listed + $3, total = $4, updated_at = $5 WHERE account = $1`,
+			r.account, page.NextOpenID, len(page.OpenIDs), page.Total, now)
+		return err
+	})
+	if errors.Is(err, errLeaseLost) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("follower: saving sync progress: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errLeaseLost
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -740,6 +736,15 @@ func (r *syncRun) finish(ctx context.Context) error {
 		return fmt.Errorf("follower: finishing sync: %w", err)
 	}
 	defer tx.Rollback()
+	// Released first, fenced on the holder: a run that lost its lease
+	// completes nothing.
+	held, err := r.s.leases.In(tx).Release(ctx, SyncLeaseName(r.account), r.holder)
+	if err != nil {
+		return fmt.Errorf("follower: finishing sync: %w", err)
+	}
+	if !held {
+		return errLeaseLost
+	}
 	res, err := tx.ExecContext(ctx, `
 UPDATE followers SET subscribed = FALSE, unsubscribed_at = $3, updated_at = $3
 WHERE account = $1 AND subscribed AND (listed_at IS NULL OR listed_at < $2) AND (subscribed_at IS NULL OR subscribed_at < $2)`,
@@ -748,14 +753,10 @@ WHERE account = $1 AND subscribed AND (listed_at IS NULL OR listed_at < $2) AND 
 		return fmt.Errorf("follower: marking unlisted followers unsubscribed: %w", err)
 	}
 	gone, _ := res.RowsAffected()
-	res, err = tx.ExecContext(ctx, `
-UPDATE follower_syncs SET status = $2, finished_at = $3, unsubscribed = $4, lease_holder = '', lease_until = NULL, last_error = '', updated_at = $3
-WHERE account = $1 AND lease_holder = $5`, r.account, SyncCompleted, now, gone, r.holder)
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, `
+UPDATE follower_syncs SET status = $2, finished_at = $3, unsubscribed = $4, last_error = '', updated_at = $3
+WHERE account = $1`, r.account, SyncCompleted, now, gone); err != nil {
 		return fmt.Errorf("follower: finishing sync: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errLeaseLost
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("follower: finishing sync: %w", err)
@@ -780,10 +781,7 @@ func (r *syncRun) stop(runCtx context.Context, runErr error) (SyncStatus, error)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if !errors.Is(runErr, errLeaseLost) {
-		now := db.Timestamp(r.s.now())
-		if _, err := r.s.db.ExecContext(ctx, `
-UPDATE follower_syncs SET status = $2, last_error = $3, lease_holder = '', lease_until = NULL, updated_at = $4
-WHERE account = $1 AND lease_holder = $5`, r.account, status, runErr.Error(), now, r.holder); err != nil {
+		if err := r.recordStop(ctx, status, runErr); err != nil {
 			r.s.log.Error("follower sync: recording the stop", "account", r.account, "err", err)
 		}
 	}
@@ -797,4 +795,24 @@ WHERE account = $1 AND lease_holder = $5`, r.account, status, runErr.Error(), no
 	st.Resumed = r.st.Resumed
 	r.s.log.Warn("follower sync stopped; run it again to resume", "account", r.account, "run", st.Run, "status", status, "err", runErr)
 	return st, runErr
+}
+
+// recordStop stores why the run stopped and releases the lease, in one
+// transaction fenced on the holder: a run whose lease was taken over
+// records nothing.
+func (r *syncRun) recordStop(ctx context.Context, status string, runErr error) error {
+	tx, err := r.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	held, err := r.s.leases.In(tx).Release(ctx, SyncLeaseName(r.account), r.holder)
+	if err != nil || !held {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE follower_syncs SET status = $2, last_error = $3, updated_at = $4 WHERE account = $1`,
+		r.account, status, runErr.Error(), db.Timestamp(r.s.now())); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"reflect"
 	"testing"
 	"time"
@@ -274,8 +272,9 @@ func TestSyncStopsAtTheTotal(t *testing.T) {
 	}
 }
 
-// A sync killed on this machine is resumed at once, without waiting for
-// its lease; one held on another machine only with TakeOver.
+// A sync whose holder crashed is resumed once its lease expired (the
+// lease says nothing about processes, so wherever the holder ran); one
+// whose lease still runs only with TakeOver.
 func TestSyncTakeOver(t *testing.T) {
 	t.Parallel()
 	_, simURL := simWith(t, 120)
@@ -286,19 +285,24 @@ func TestSyncTakeOver(t *testing.T) {
 	if _, err := syncer.Run(ctx, "main", client, follower.SyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Skip("no true command:", err)
-	}
-	host, _ := os.Hostname()
-	hold := func(holder string) {
+	leases := db.NewLeases(d, nil)
+	holdUntil := func(holder string, until time.Time) {
 		t.Helper()
-		if _, err := d.ExecContext(ctx, `UPDATE follower_syncs SET status = 'running', lease_holder = $1, lease_until = $2`,
-			holder, time.Now().Add(time.Hour)); err != nil {
+		if _, err := d.ExecContext(ctx, `UPDATE follower_syncs SET status = 'running'`); err != nil {
 			t.Fatal(err)
 		}
+		name := follower.SyncLeaseName("main")
+		cur, _, err := leases.Get(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := leases.TakeOver(ctx, name, cur.Holder, holder, time.Until(until)); !ok || err != nil {
+			t.Fatalf("holding the lease for %s: %v %v", holder, ok, err)
+		}
 	}
-	hold(fmt.Sprintf("%s-%d-0badc0de", host, dead.ProcessState.Pid()))
+	hold := func(holder string) { t.Helper(); holdUntil(holder, time.Now().Add(time.Hour)) }
+	// A holder that crashed a while ago: its lease has run out.
+	holdUntil("crashed.example-4242-0badc0de", time.Now().Add(-time.Second))
 	if st, err := syncer.Run(ctx, "main", client, follower.SyncOptions{}); err != nil || !st.Resumed {
 		t.Errorf("after a dead local holder: %+v, %v", st, err)
 	}
