@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,7 +37,7 @@ func runFollowers(ctx context.Context, env Env, args []string) error {
 	account := fs.String("account", "", "account name (账号名称)")
 	concurrency := fs.Int("concurrency", follower.DefaultSyncConcurrency, "sync: user/info/batchget calls in flight (并发数)")
 	restart := fs.Bool("restart", false, "sync: start over instead of resuming an unfinished sync (重新开始)")
-	takeOver := fs.Bool("take-over", false, "sync: take over a sync another machine holds (it crashed; its lease has not expired)")
+	takeOver := fs.Bool("take-over", false, "sync: take over a sync another process holds (it crashed; its lease has not expired yet) (接管同步)")
 	subscribed := fs.String("subscribed", "", "list: true or false")
 	bound := fs.String("bound", "", "list: true or false (是否已绑定)")
 	tag := fs.Int64("tag", 0, "list: WeChat tag id (标签 ID)")
@@ -193,6 +194,11 @@ func followersSync(ctx context.Context, env Env, cfg config.Config, database *db
 	st, err := follower.NewSyncer(database, time.Now, discardLogger()).Run(ctx, account, client, opts)
 	progress.done()
 	if err != nil {
+		var running *follower.SyncRunningError
+		if errors.As(err, &running) && !opts.TakeOver {
+			fmt.Fprintf(env.Stderr, "if that process crashed, its lease expires at %s and the same command resumes the sync then; "+
+				"--take-over takes it over now (若该进程已崩溃，可加 --take-over 立即接管)\n", running.Until.Local().Format(time.DateTime))
+		}
 		if st.Run > 0 {
 			fmt.Fprintf(env.Stderr, "sync stopped at %d/%d followers; run the same command again to resume (再次运行即可继续)\n", st.Profiled, st.Total)
 		}
