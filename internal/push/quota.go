@@ -45,7 +45,9 @@ ON CONFLICT (account, channel) DO UPDATE SET until = excluded.until, errmsg = ex
 }
 
 // quotaJitter spreads the instances' first calls after the reset.
-func quotaJitter() time.Duration { return time.Second + time.Duration(rand.IntN(2000))*time.Millisecond }
+func quotaJitter() time.Duration {
+	return time.Second + time.Duration(rand.IntN(2000))*time.Millisecond
+}
 
 // noteQuotaWait records on the recipient that it waits for the quota
 // reset; no call was made, so attempts stay as they are.
