@@ -88,6 +88,10 @@ func TestComposeUsesRealConfigKeys(t *testing.T) {
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("the compose configuration does not validate: %v", err)
 		}
+		// docs/operations.md tells to paste https://…/wx/main into WeChat.
+		if _, ok := cfg.Account("main"); !ok || len(cfg.Accounts) != 1 {
+			t.Errorf("accounts = %+v, want the one account main", cfg.Accounts)
+		}
 	}
 }
 
