@@ -207,6 +207,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		MetricsListener:         metricsLn,
 		MetricsOnPublicListener: cfg.Metrics.OnPublicListener,
 		MetricsToken:            cfg.Metrics.Token,
+		DrainDelay:              drainDelay(database),
 	})
 	if err != nil {
 		return nil, err
@@ -289,6 +290,20 @@ func wechatHTTPClient(pushWorkers int) *http.Client {
 	tr.MaxIdleConns = 2 * tr.MaxIdleConnsPerHost // the API domain and its backup
 	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
 }
+
+// drainDelay is how long a stopping gateway keeps serving with /readyz
+// at 503. On PostgreSQL there are usually several instances behind a load
+// balancer that polls /readyz; a SQLite gateway is alone and stops at once.
+func drainDelay(d *db.DB) time.Duration {
+	if d.Dialect == db.Postgres {
+		return postgresDrainDelay
+	}
+	return 0
+}
+
+// postgresDrainDelay covers two polls of a load balancer checking /readyz
+// every second (a readinessProbe, an HAProxy or cloud balancer check).
+const postgresDrainDelay = 2 * time.Second
 
 // queueStopTimeout is how long running jobs may finish at shutdown before
 // their contexts are cancelled (they are retried at the next start).

@@ -87,8 +87,9 @@ type CallbackConfig struct {
 
 // PushConfig tunes outbound sends.
 type PushConfig struct {
-	// RatePerAccount limits sends per second per account in one process,
-	// so a burst does not trip WeChat's frequency limits; 0 means no limit.
+	// RatePerAccount limits sends per second per account, so a burst does
+	// not trip WeChat's frequency limits: across every instance on
+	// PostgreSQL, in the process on SQLite; 0 means no limit.
 	RatePerAccount float64 `yaml:"rate_per_account"`
 	Burst          int     `yaml:"burst"`
 	// Workers is how many sends run at once in one process.

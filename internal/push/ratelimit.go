@@ -2,15 +2,48 @@ package push
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"sync"
+	"time"
 
+	"github.com/riverqueue/river"
 	"golang.org/x/time/rate"
+
+	"github.com/wxgate/wxgate/internal/db"
 )
 
-// limiters hold one token bucket per account, so a burst of sends does
-// not trip WeChat's limits. They are per process: with several instances
-// each gets the rate.
-type limiters struct {
+// limiter paces the sends of each account, so a burst of sends does not
+// trip WeChat's limits. wait returns once the account may send once more,
+// or a snooze (river.JobSnooze) when its turn is too far away to hold a
+// worker for it.
+type limiter interface {
+	wait(ctx context.Context, account string) error
+}
+
+// maxLimiterWait is the longest a worker sleeps for its turn; beyond it
+// the job gives its turn back and is snoozed.
+const maxLimiterWait = 10 * time.Second
+
+// newLimiter is the database's token bucket on PostgreSQL, where several
+// instances share the rate, and one in the process on SQLite (one instance
+// per file).
+func newLimiter(d *db.DB, perSecond float64, burst int) limiter {
+	if perSecond < 0 {
+		return unlimited{}
+	}
+	if d.Dialect == db.Postgres {
+		return &dbLimiter{db: d, rate: perSecond, burst: float64(burst)}
+	}
+	return newLocalLimiter(perSecond, burst)
+}
+
+type unlimited struct{}
+
+func (unlimited) wait(context.Context, string) error { return nil }
+
+// localLimiter holds one token bucket per account in this process.
+type localLimiter struct {
 	rate  rate.Limit
 	burst int
 
@@ -18,19 +51,11 @@ type limiters struct {
 	m  map[string]*rate.Limiter
 }
 
-func newLimiters(perSecond float64, burst int) *limiters {
-	l := rate.Limit(perSecond)
-	if perSecond < 0 {
-		l = rate.Inf
-	}
-	return &limiters{rate: l, burst: burst, m: map[string]*rate.Limiter{}}
+func newLocalLimiter(perSecond float64, burst int) *localLimiter {
+	return &localLimiter{rate: rate.Limit(perSecond), burst: burst, m: map[string]*rate.Limiter{}}
 }
 
-// wait blocks until the account may send once more.
-func (l *limiters) wait(ctx context.Context, account string) error {
-	if l.rate == rate.Inf {
-		return nil
-	}
+func (l *localLimiter) wait(ctx context.Context, account string) error {
 	l.mu.Lock()
 	lim, ok := l.m[account]
 	if !ok {
@@ -39,4 +64,59 @@ func (l *limiters) wait(ctx context.Context, account string) error {
 	}
 	l.mu.Unlock()
 	return lim.Wait(ctx)
+}
+
+// dbLimiter keeps each account's token bucket in a row of
+// push_rate_buckets, shared by every instance on the database. One
+// statement refills the bucket from the time elapsed (the database's
+// clock, so the instances' clocks do not matter) and takes a token; a
+// negative balance is a reservation: the caller waits until the bucket
+// has refilled to it. The row lock serialises the takers of one account
+// for the length of that statement only.
+type dbLimiter struct {
+	db    *db.DB
+	rate  float64
+	burst float64
+}
+
+const takeTokenSQL = `
+INSERT INTO push_rate_buckets AS b (account, tokens, refilled_at) VALUES ($1, $3::float8 - 1, clock_timestamp())
+ON CONFLICT (account) DO UPDATE SET
+    tokens = LEAST($3::float8, b.tokens + EXTRACT(EPOCH FROM clock_timestamp() - b.refilled_at)::float8 * $2::float8) - 1,
+    refilled_at = clock_timestamp()
+RETURNING tokens`
+
+func (l *dbLimiter) wait(ctx context.Context, account string) error {
+	var tokens float64
+	if err := l.db.QueryRowContext(ctx, takeTokenSQL, account, l.rate, l.burst).Scan(&tokens); err != nil {
+		return fmt.Errorf("push: take a send token of account %q: %w", account, err)
+	}
+	if tokens >= 0 {
+		return nil
+	}
+	d := time.Duration(math.Ceil(-tokens / l.rate * float64(time.Second)))
+	if d > maxLimiterWait {
+		if err := l.giveBack(ctx, account); err != nil {
+			return err
+		}
+		return river.JobSnooze(d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		// The turn is lost: the bucket stays one token lower, which errs
+		// on the safe side.
+		return ctx.Err()
+	}
+}
+
+// giveBack returns a token taken but not used.
+func (l *dbLimiter) giveBack(ctx context.Context, account string) error {
+	if _, err := l.db.ExecContext(ctx, `UPDATE push_rate_buckets SET tokens = tokens + 1 WHERE account = $1`, account); err != nil {
+		return fmt.Errorf("push: give back a send token of account %q: %w", account, err)
+	}
+	return nil
 }

@@ -343,6 +343,32 @@ func TestTokenInvalidatedRefreshesOnce(t *testing.T) {
 }
 
 // 45009: the sends wait for the quota reset at Beijing midnight, then go.
+// waitQuota polls until want recipients of the message are queued waiting
+// on the daily quota (errcode 45009) and the others have left the queue.
+func (b *bundle) waitQuota(t *testing.T, id string, want int, timeout time.Duration) push.Message {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := b.svc.GetMessage(context.Background(), id, push.RecipientPage{Limit: 100000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waiting := 0
+		for _, r := range m.Recipients {
+			if r.Status == "queued" && r.ErrCode == wechat.CodeDailyQuota {
+				waiting++
+			}
+		}
+		if waiting == want && m.Counts["queued"] == want {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v, %d waiting on the quota, want %d", timeout, m.Counts, waiting, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestDailyQuotaSnoozesUntilReset(t *testing.T) {
 	t.Parallel()
 	d := dbtest.SQLite(t)
@@ -357,16 +383,11 @@ func TestDailyQuotaSnoozesUntilReset(t *testing.T) {
 		openids = append(openids, b.follower(t, fmt.Sprintf("f%d", i)))
 	}
 	res := b.send(t, visitRequest(openids...), push.SendOptions{})
-	time.Sleep(1500 * time.Millisecond)
-	m, _ := b.svc.GetMessage(context.Background(), res.Accepted.ID, push.RecipientPage{})
-	waiting := 0
-	for _, r := range m.Recipients {
-		if r.Status == "queued" && r.ErrCode == wechat.CodeDailyQuota {
-			waiting++
-		}
-	}
-	if waiting != 2 || m.Counts["queued"] != 2 {
-		t.Fatalf("before the reset: %v, %d waiting on the quota", m.Counts, waiting)
+	// Before the reset (the shared clock reaches midnight in 3 s): two
+	// sent, two waiting on the quota.
+	m := b.waitQuota(t, res.Accepted.ID, 2, 2500*time.Millisecond)
+	if m.Counts["queued"] != 2 {
+		t.Fatalf("before the reset: %v", m.Counts)
 	}
 	m = b.wait(t, res.Accepted.ID, 15*time.Second, "delivered")
 	if m.Counts["delivered"] != 4 {

@@ -85,8 +85,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (quota day, windows, timestamps); time.Now when nil.
 	Now func() time.Time
-	// Rate and Burst limit sends per account in this process; Rate < 0
-	// means unlimited, 0 means DefaultRate.
+	// Rate and Burst limit sends per account: across every instance on
+	// PostgreSQL (a token bucket in the database), in this process on
+	// SQLite. Rate < 0 means unlimited, 0 means DefaultRate.
 	Rate  float64
 	Burst int
 	// CallTimeout bounds one call to WeChat (default 10 s).
@@ -115,7 +116,7 @@ type Service struct {
 	accounts map[string]config.Account
 	resolver Resolver
 	windows  WindowChecker
-	limits   *limiters
+	limits   limiter
 }
 
 // New builds the service. DB, Resolver and Windows are required.
@@ -169,7 +170,7 @@ func New(opts Options) (*Service, error) {
 		accounts: make(map[string]config.Account, len(opts.Accounts)),
 		resolver: opts.Resolver,
 		windows:  opts.Windows,
-		limits:   newLimiters(opts.Rate, opts.Burst),
+		limits:   newLimiter(opts.DB, opts.Rate, opts.Burst),
 	}
 	for _, a := range opts.Accounts {
 		s.accounts[a.Name] = a

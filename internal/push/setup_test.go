@@ -76,6 +76,8 @@ type bundle struct {
 	events  *recordedEvents
 	workers *river.Workers
 	hooked  atomic.Pointer[push.Service]
+	calls   *callRecorder
+	opts    push.Options // what the service was built with
 }
 
 type setupOptions struct {
@@ -145,7 +147,8 @@ func setup(t testing.TB, d *db.DB, so setupOptions) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sim.Close() })
-	srv := httptest.NewServer(sim.Handler())
+	b.calls = &callRecorder{}
+	srv := httptest.NewServer(b.calls.wrap(sim.Handler()))
 	t.Cleanup(srv.Close)
 	b.sim, b.simURL = sim, srv.URL
 
@@ -198,7 +201,7 @@ func setup(t testing.TB, d *db.DB, so setupOptions) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.svc = svc
+	b.svc, b.opts = svc, opts
 	b.hooked.Store(b.svc)
 	river.AddWorker(b.workers, b.svc.Worker())
 	if so.work {

@@ -114,6 +114,15 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		}
 		return river.JobCancel(errors.New("push: outcome of an interrupted call unknown; not sent again"))
 	}
+	if until, err := s.quotaSnoozedUntil(ctx, r.account, r.payload.Channel); err != nil {
+		return err
+	} else if !until.IsZero() {
+		// Another send (maybe on another instance) used the quota up.
+		if err := s.noteQuotaWait(ctx, r, wechat.CodeDailyQuota); err != nil {
+			return err
+		}
+		return river.JobSnooze(until.Sub(s.now()) + quotaJitter())
+	}
 	if err := s.limits.wait(ctx, r.account); err != nil {
 		return err
 	}
@@ -208,12 +217,16 @@ func (s *Service) handleFailure(ctx context.Context, job *river.Job[SendArgs], r
 	reason := describe(callErr)
 	switch {
 	case code == wechat.CodeDailyQuota:
-		wait := s.untilQuotaReset()
-		s.log.Warn("push: daily quota used up; sends wait for the reset", "account", r.account, "until", s.now().Add(wait))
-		if err := s.noteAttempt(ctx, r, code, "quota: waiting for the daily quota reset (00:00 Beijing time)"); err != nil {
+		until := s.quotaReset()
+		s.log.Warn("push: daily quota used up; every instance's sends wait for the reset", "account", r.account,
+			"channel", r.payload.Channel, "until", until)
+		if err := s.snoozeQuota(ctx, r.account, r.payload.Channel, until, reason); err != nil {
 			return err
 		}
-		return river.JobSnooze(wait)
+		if err := s.noteAttempt(ctx, r, code, quotaWaitMsg); err != nil {
+			return err
+		}
+		return river.JobSnooze(until.Sub(s.now()) + quotaJitter())
 	case code == wechat.CodeMinuteQuota:
 		if err := s.noteAttempt(ctx, r, code, reason); err != nil {
 			return err
@@ -265,13 +278,11 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// untilQuotaReset is the wait until WeChat's daily quotas reset, at
-// midnight Beijing time, plus a little so the instances do not all call at
-// the same instant.
-func (s *Service) untilQuotaReset() time.Duration {
+// quotaReset is when WeChat's daily quotas reset: the next midnight,
+// Beijing time.
+func (s *Service) quotaReset() time.Time {
 	now := s.now().In(wechat.BeijingTime)
-	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, wechat.BeijingTime)
-	return midnight.Sub(now) + time.Second + time.Duration(rand.IntN(2000))*time.Millisecond
+	return time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, wechat.BeijingTime)
 }
 
 // noteAttempt records a failed attempt that will be retried.

@@ -50,6 +50,11 @@ type Options struct {
 	MetricsToken string
 	// ShutdownTimeout bounds the graceful stop (default 20s).
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long the server keeps serving, with /readyz
+	// answering 503, once asked to stop: time for a load balancer to see
+	// the instance is going and send new requests elsewhere before the
+	// listener closes. 0 closes at once (one instance, nothing in front).
+	DrainDelay time.Duration
 }
 
 // Server is the gateway's HTTP server.
@@ -157,6 +162,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 
 	s.draining.Store(true)
+	if s.opts.DrainDelay > 0 && pending == len(servers) {
+		s.logger.Info("shutting down: /readyz answers 503; still serving for the drain delay", "drain_delay", s.opts.DrainDelay)
+		select {
+		case err := <-errc:
+			pending--
+			errs = append(errs, fmt.Errorf("server: %w", err))
+		case <-time.After(s.opts.DrainDelay):
+		}
+	}
 	s.logger.Info("shutting down: draining requests and background work")
 	stopCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
@@ -196,7 +210,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readyz says whether this instance should get traffic: the database
-// answers and the server is not shutting down.
+// answers (a ping within 2 s) and the server is not shutting down.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down — 服务正在停止")
