@@ -24,7 +24,7 @@ func runAPIKey(ctx context.Context, env Env, args []string) error {
 	var cf configFlags
 	cf.register(fs)
 	name := fs.String("name", "", "a name that says who uses the key (用途)")
-	scopes := fs.String("scopes", "", "comma-separated: send, read, token, admin (admin = all)")
+	scopes := fs.String("scopes", "", "comma-separated: send, read, token, proxy, admin (admin = all)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
