@@ -432,6 +432,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *wechat.Clie
 		}
 		resp.Body.Close()
 		code, hasCode := errcodeOf(raw)
+		rec.ErrCode = nil
 		if hasCode {
 			rec.ErrCode = &code
 		}
@@ -486,14 +487,18 @@ func copyHeader(dst, src http.Header) {
 	}
 }
 
-// errcodeOf reads errcode from a JSON object answer.
+// errcodeOf reads errcode from a JSON object answer; an object without
+// one is a success (0), as on WeChat.
 func errcodeOf(raw []byte) (int, bool) {
 	var env struct {
 		ErrCode json.Number `json:"errcode"`
 	}
 	t := bytes.TrimSpace(raw)
-	if len(t) == 0 || t[0] != '{' || json.Unmarshal(t, &env) != nil || env.ErrCode == "" {
+	if len(t) == 0 || t[0] != '{' || json.Unmarshal(t, &env) != nil {
 		return 0, false
+	}
+	if env.ErrCode == "" {
+		return 0, true
 	}
 	n, err := env.ErrCode.Int64()
 	if err != nil {
