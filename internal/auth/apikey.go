@@ -33,12 +33,15 @@ const (
 	ScopeRead Scope = "read"
 	// ScopeToken allows fetching an account's access_token (中控).
 	ScopeToken Scope = "token"
+	// ScopeProxy allows calling WeChat's API through /wechat/{account}/…
+	// with the broker's token (internal/proxy).
+	ScopeProxy Scope = "proxy"
 	// ScopeAdmin allows everything.
 	ScopeAdmin Scope = "admin"
 )
 
 // AllScopes lists every scope.
-var AllScopes = []Scope{ScopeSend, ScopeRead, ScopeToken, ScopeAdmin}
+var AllScopes = []Scope{ScopeSend, ScopeRead, ScopeToken, ScopeProxy, ScopeAdmin}
 
 // ParseScopes reads scope names such as "send,read" or ["send","read"].
 func ParseScopes(names ...string) ([]Scope, error) {
@@ -50,7 +53,7 @@ func ParseScopes(names ...string) ([]Scope, error) {
 				continue
 			}
 			if !slices.Contains(AllScopes, s) {
-				return nil, fmt.Errorf("unknown scope %q: use send, read, token or admin — 未知权限 %q（可选 send、read、token、admin）", s, s)
+				return nil, fmt.Errorf("unknown scope %q: use send, read, token, proxy or admin — 未知权限 %q（可选 send、read、token、proxy、admin）", s, s)
 			}
 			if !slices.Contains(out, s) {
 				out = append(out, s)
@@ -58,7 +61,7 @@ func ParseScopes(names ...string) ([]Scope, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("an API key needs at least one scope: send, read, token or admin — API 密钥至少需要一个权限")
+		return nil, errors.New("an API key needs at least one scope: send, read, token, proxy or admin — API 密钥至少需要一个权限")
 	}
 	slices.Sort(out)
 	return out, nil

@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/auth"
+	"github.com/wxgate/wxgate/internal/proxy"
 )
 
-const apikeyUsage = `create --name NAME --scopes send,read,token,admin
+const apikeyUsage = `create --name NAME --scopes send,read,token,proxy,admin [--allow-path cgi-bin/user/,…]
        wxgate apikey list
        wxgate apikey revoke ID`
 
@@ -24,7 +25,8 @@ func runAPIKey(ctx context.Context, env Env, args []string) error {
 	var cf configFlags
 	cf.register(fs)
 	name := fs.String("name", "", "a name that says who uses the key (用途)")
-	scopes := fs.String("scopes", "", "comma-separated: send, read, token, admin (admin = all)")
+	scopes := fs.String("scopes", "", "comma-separated: send, read, token, proxy, admin (admin = all)")
+	allowPaths := fs.String("allow-path", "", "proxy scope only: comma-separated WeChat API path prefixes the key may call, e.g. cgi-bin/user/ (default: all)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -47,6 +49,11 @@ func runAPIKey(ctx context.Context, env Env, args []string) error {
 		plaintext, key, err := store.Create(ctx, *name, list)
 		if err != nil {
 			return err
+		}
+		if *allowPaths != "" {
+			if err := proxy.NewStore(database).SetAllowedPaths(ctx, key.ID, strings.Split(*allowPaths, ",")); err != nil {
+				return err
+			}
 		}
 		fmt.Fprintln(env.Stdout, plaintext)
 		fmt.Fprintf(env.Stderr, "created API key %d %q with scopes %s — shown once, store it now (密钥只显示这一次)\n", key.ID, key.Name, joinScopes(key.Scopes))

@@ -194,6 +194,12 @@ func TestAPIKeyAndRepliesCommands(t *testing.T) {
 	if code, _, errOut := run(t, ctx, env, "apikey", "create", "--name", "x", "--scopes", "everything"); code == 0 || !strings.Contains(errOut, "unknown scope") {
 		t.Fatalf("bad scope accepted: %d %s", code, errOut)
 	}
+	if code, key, errOut := run(t, ctx, env, "apikey", "create", "--name", "legacy-crm", "--scopes", "proxy", "--allow-path", "cgi-bin/user/,cgi-bin/menu/get"); code != 0 || !strings.HasPrefix(strings.TrimSpace(key), "wxg_") {
+		t.Fatalf("apikey create --scopes proxy --allow-path: %d %q %s", code, key, errOut)
+	}
+	if code, list, _ := run(t, ctx, env, "apikey", "list"); code != 0 || !strings.Contains(list, "legacy-crm") || !strings.Contains(list, "proxy") {
+		t.Fatalf("apikey list lacks the proxy key:\n%s", list)
+	}
 	if code, _, errOut := run(t, ctx, env, "apikey", "revoke", "1"); code != 0 {
 		t.Fatalf("revoke: %s", errOut)
 	}

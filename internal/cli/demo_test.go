@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,18 @@ func TestDemoEndToEnd(t *testing.T) {
 			doJSON(t, postJSON(sim+"/sim/api/users", `{"app_id":"wxd0e1110000000001","follow":true}`), &user)
 			if user.OpenID == "" {
 				t.Fatal("no openid for the new follower")
+			}
+			// The WeChat API proxy answers with the simulator's followers.
+			proxyReq, _ := http.NewRequest("GET", gateway+"/wechat/demo/cgi-bin/user/get", nil)
+			proxyReq.Header.Set("Authorization", "Bearer "+key)
+			var followers struct {
+				Data struct {
+					OpenID []string `json:"openid"`
+				} `json:"data"`
+			}
+			doJSON(t, proxyReq, &followers)
+			if !slices.Contains(followers.Data.OpenID, user.OpenID) {
+				t.Errorf("/wechat/demo/cgi-bin/user/get = %+v, want %s among the followers", followers, user.OpenID)
 			}
 			var acted struct {
 				Reply *struct {

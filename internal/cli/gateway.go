@@ -22,6 +22,7 @@ import (
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/follower"
 	"github.com/wxgate/wxgate/internal/msglog"
+	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/queue"
 	"github.com/wxgate/wxgate/internal/reply"
@@ -176,6 +177,12 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 			Audit:     api.NewAuditStore(database),
 			KeyRate:   cfg.API.RatePerKey,
 			KeyBurst:  cfg.API.BurstPerKey,
+		}),
+		proxy.Prefix: proxy.New(proxy.Options{
+			Tokens: tokens,
+			Auth:   auth.NewStore(database, nil),
+			DB:     database,
+			Logger: logger.With("component", "proxy"),
 		}),
 	}
 	for pattern, h := range opts.mount {
