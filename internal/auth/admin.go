@@ -395,7 +395,6 @@ func verifyPassword(encoded, pw string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-
 // inTx runs fn in a transaction, committed when fn returns nil.
 func (s *AdminStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/auth"
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/schedule"
 	"github.com/wxgate/wxgate/internal/wechatsim"
@@ -40,6 +41,8 @@ type demoSecrets struct {
 	MPAppSecret    string `json:"mp_app_secret"`
 	Token          string `json:"token"`
 	EncodingAESKey string `json:"encoding_aes_key"`
+	// AdminPassword is the console password of demoAdmin.
+	AdminPassword string `json:"admin_password"`
 }
 
 func runDemo(ctx context.Context, env Env, args []string) error {
@@ -115,7 +118,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	gw, err := startGateway(ctx, cfg, logger, gatewayOptions{listener: gwLn,
+	gw, err := startGateway(ctx, cfg, logger, gatewayOptions{listener: gwLn, simulatorURL: simURL + "/sim/",
 		secrets: schedule.MapSecrets{demoWeatherSecret: sim.WeatherKey()}})
 	if err != nil {
 		stopSimulator()
@@ -132,6 +135,10 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err == nil {
 		weatherID, err = setUpDemoSchedule(ctx, gw, sim, simURL)
 	}
+	var consoleLink string
+	if err == nil {
+		consoleLink, err = demoConsoleLink(ctx, gw, secrets)
+	}
 	var firstFollower string
 	if users, uerr := sim.Users(demoAppID); uerr == nil && len(users) > 0 {
 		firstFollower = users[0].OpenID
@@ -140,6 +147,8 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 		logger.Error("demo setup failed", "err", err)
 	} else {
 		printDemoBanner(env, gatewayURL, simURL, gw.MetricsURL(), *mode, key, firstFollower, weatherID)
+		fmt.Fprintf(env.Stdout, "Admin console, one-time sign-in link (管理后台，一次性登录链接，15 分钟内有效):\n  %s%s\n", gatewayURL, consoleLink)
+		fmt.Fprintf(env.Stdout, "  or sign in at %s/admin/ as %s with password %s\n\n", gatewayURL, demoAdmin, secrets.AdminPassword)
 	}
 	gwErr := gw.Wait()
 	simErr := stopSimulator()
@@ -196,6 +205,23 @@ func setUpDemoTemplates(ctx context.Context, gw *gateway) error {
 	return nil
 }
 
+// demoAdmin is the console user the demo creates.
+const demoAdmin = "admin"
+
+// demoConsoleLink makes sure the demo's admin user exists (its password is
+// kept with the demo's other secrets) and returns a one-time sign-in path.
+func demoConsoleLink(ctx context.Context, gw *gateway, s demoSecrets) (string, error) {
+	admins := auth.NewAdminStore(gw.db, time.Now)
+	if _, err := admins.CreateUser(ctx, demoAdmin, s.AdminPassword); err != nil && !isProblem(err, "admin_user_exists") {
+		return "", fmt.Errorf("create the demo admin: %w", err)
+	}
+	token, err := admins.IssueLoginToken(ctx, demoAdmin)
+	if err != nil {
+		return "", fmt.Errorf("issue the demo sign-in link: %w", err)
+	}
+	return "/admin/login/link?token=" + token, nil
+}
+
 func createDemoKey(ctx context.Context, gw *gateway) (string, error) {
 	key, _, err := auth.NewStore(gw.db, time.Now).Create(ctx, "demo "+time.Now().Format(time.DateTime), auth.AllScopes)
 	if err != nil {
@@ -241,6 +267,15 @@ func loadDemoSecrets(path string) (demoSecrets, error) {
 		if err := json.Unmarshal(data, &s); err != nil {
 			return s, fmt.Errorf("read %s: %w (delete the file to start a fresh demo)", path, err)
 		}
+		if s.AdminPassword != "" {
+			return s, nil
+		}
+		// A demo folder from before the console: add the admin password.
+		s.AdminPassword = randomAlnum(16)
+		data, _ = json.MarshalIndent(s, "", "  ")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return s, fmt.Errorf("write %s: %w", path, err)
+		}
 		return s, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return s, fmt.Errorf("read %s: %w", path, err)
@@ -250,6 +285,7 @@ func loadDemoSecrets(path string) (demoSecrets, error) {
 		MPAppSecret:    randomAlnum(32),
 		Token:          randomAlnum(24),
 		EncodingAESKey: randomAlnum(43),
+		AdminPassword:  randomAlnum(16),
 	}
 	data, _ = json.MarshalIndent(s, "", "  ")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -352,4 +388,10 @@ func setUpDemoSchedule(ctx context.Context, gw *gateway, sim *wechatsim.Simulato
 		return 0, fmt.Errorf("create the demo weather schedule: %w", err)
 	}
 	return sc.ID, nil
+}
+
+// isProblem reports whether err is the problem with this code.
+func isProblem(err error, code string) bool {
+	p, ok := problem.As(err)
+	return ok && p.Code == code
 }

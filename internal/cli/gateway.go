@@ -29,6 +29,7 @@ import (
 	"github.com/wxgate/wxgate/internal/schedule"
 	"github.com/wxgate/wxgate/internal/server"
 	"github.com/wxgate/wxgate/internal/token"
+	"github.com/wxgate/wxgate/internal/web"
 	"github.com/wxgate/wxgate/internal/webhook"
 )
 
@@ -44,6 +45,8 @@ type gatewayOptions struct {
 	// secrets are looked up by schedules' data sources before the
 	// WXGATE_SECRET_* environment (the demo's weather key).
 	secrets schedule.Secrets
+	// simulatorURL, when set (the demo), is linked from the console.
+	simulatorURL string
 }
 
 // gateway is a running wxgate: database, HTTP server, background work.
@@ -160,18 +163,31 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	if err != nil {
 		return nil, err
 	}
+	syncJobs := follower.NewSyncJobs(jobs, syncer)
+	keys := auth.NewStore(database, nil)
+	admins := auth.NewAdminStore(database, nil)
+	console, err := web.New(web.Options{
+		Accounts: cfg.Accounts, PublicURL: cfg.PublicURL, Admins: admins, Keys: keys,
+		Followers: followers, Binder: binder, Syncs: syncJobs, Messages: messages, Push: pusher,
+		Schedules: scheduler, Replies: replies, Webhooks: webhooks, Tokens: tokens,
+		SimulatorURL: opts.simulatorURL, Logger: logger.With("component", "console"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	routes := map[string]http.Handler{
+		web.Prefix: console,
 		"/api/v1/": api.New(api.Options{
 			Accounts:  cfg.Accounts,
 			PublicURL: cfg.PublicURL,
 			Tokens:    tokens,
-			Auth:      auth.NewStore(database, nil),
+			Auth:      keys,
 			Logger:    logger.With("component", "api"),
 			Followers: followers,
 			Binder:    binder,
 			Messages:  messages,
 			Webhooks:  webhooks,
-			Syncs:     follower.NewSyncJobs(jobs, syncer),
+			Syncs:     syncJobs,
 			Push:      pusher,
 			Schedules: scheduler,
 			Audit:     api.NewAuditStore(database),
@@ -180,7 +196,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		}),
 		proxy.Prefix: proxy.New(proxy.Options{
 			Tokens: tokens,
-			Auth:   auth.NewStore(database, nil),
+			Auth:   keys,
 			DB:     database,
 			Logger: logger.With("component", "proxy"),
 		}),

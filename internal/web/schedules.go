@@ -1,0 +1,7 @@
+package web
+
+// scheduleRoutes registers the schedules pages.
+func (c *Console) scheduleRoutes() {}
+
+// scheduleTexts are the schedules pages' texts.
+var scheduleTexts = texts{}
