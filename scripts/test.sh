@@ -3,7 +3,9 @@
 #   ./scripts/test.sh
 # It makes PostgreSQL reachable (starting the installed server, or installing
 # Debian's postgresql), then runs vet, the tests with -race on SQLite and
-# PostgreSQL, and a bounded fuzz run of every fuzz target.
+# PostgreSQL, the third-party SDK suites, the admin console in headless
+# Chromium (installing Debian's chromium and fonts-noto-cjk and npm's
+# playwright-core when missing), and a bounded fuzz run of every fuzz target.
 # FUZZTIME (default 10s) sets the fuzzing time per target; 0 skips fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,6 +81,33 @@ go test -race -count=1 -timeout 30m ./...
 
 say "third-party WeChat SDKs against the simulator"
 ./test/sdk/run.sh
+
+# ---- Browser ----------------------------------------------------------------
+# The admin console in Debian's Chromium, driven by npm playwright-core.
+browser_reason=""
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'Noto Sans CJK'; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		say "installing chromium and fonts-noto-cjk (Debian packages)"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq >/dev/null
+		apt-get install -y -qq chromium fonts-noto-cjk >/dev/null || browser_reason="apt-get install chromium fonts-noto-cjk failed"
+	else
+		browser_reason="/usr/bin/chromium or fonts-noto-cjk missing and not root to install them"
+	fi
+fi
+if [ -z "$browser_reason" ] && ! command -v npm >/dev/null 2>&1; then
+	browser_reason="node and npm are not installed"
+fi
+if [ -n "$browser_reason" ]; then
+	if [ "${CI:-}" = "true" ]; then
+		echo "browser tests cannot run: $browser_reason"
+		exit 1
+	fi
+	say "SKIPPED browser tests: $browser_reason"
+else
+	say "admin console in headless Chromium"
+	./test/browser/run.sh
+fi
 
 fuzztime=${FUZZTIME:-10s}
 if [ "$fuzztime" != "0" ]; then

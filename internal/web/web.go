@@ -122,9 +122,10 @@ func New(opts Options) (*Console, error) {
 	c.accountRoutes()
 	c.auditRoutes()
 
-	c.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
+	// Unknown pages are shown inside the console, for signed-in admins.
+	c.mux.Handle("/admin/", c.requireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, errPageNotFound)
-	})
+	})))
 	return c, nil
 }
 

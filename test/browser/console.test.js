@@ -1,0 +1,163 @@
+// The admin console in real headless Chromium against a running
+// `wxgate demo` (started by run.sh, which passes its addresses in the
+// environment). Each test waits for the state it needs (Playwright's
+// auto-waiting and expect-style polling), never a fixed sleep.
+"use strict";
+const { test, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { chromium } = require("playwright-core");
+
+const GW = process.env.WXGATE_GATEWAY;
+const SIM = process.env.WXGATE_SIM;
+const LINK = process.env.WXGATE_LOGIN_LINK;
+const PASSWORD = process.env.WXGATE_ADMIN_PASSWORD;
+const API_KEY = process.env.WXGATE_API_KEY;
+const SHOTS = process.env.SCREENSHOT_DIR || path.join(__dirname, "output");
+const DESKTOP = { width: 1280, height: 860 };
+const PHONE = { width: 375, height: 812 };
+
+let browser;
+let userDataDir;
+
+before(async () => {
+  assert.ok(GW && SIM && LINK && PASSWORD && API_KEY, "run through test/browser/run.sh");
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "wxgate-chromium-"));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    // Playwright starts Chromium with a fresh --user-data-dir of its own
+    // (it refuses the flag); TMPDIR points it at our folder.
+    env: { ...process.env, TMPDIR: userDataDir },
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+});
+
+// newPage opens a tab in its own context; CSP violations and script
+// errors fail the test that caused them.
+async function newPage(t, { lang = "zh-CN", viewport = DESKTOP } = {}) {
+  const context = await browser.newContext({ locale: lang, viewport, extraHTTPHeaders: { "Accept-Language": lang } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  const problems = [];
+  // Failed loads are judged by their kind below (a page may answer 401
+  // on purpose); everything else the console reports is a fault.
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !msg.text().startsWith("Failed to load resource")) problems.push(msg.text());
+  });
+  page.on("response", (res) => {
+    const kind = res.request().resourceType();
+    if (res.status() >= 400 && ["stylesheet", "script", "image", "font"].includes(kind)) {
+      problems.push(`${kind} ${res.url()}: HTTP ${res.status()}`);
+    }
+  });
+  page.on("pageerror", (err) => problems.push(String(err)));
+  t.after(async () => {
+    await context.close();
+    assert.deepEqual(problems, [], "errors in the browser console");
+  });
+  return page;
+}
+
+async function signIn(page) {
+  await page.goto(GW + "/admin/login");
+  await page.fill('input[name="username"]', "admin");
+  await page.fill('input[name="password"]', PASSWORD);
+  await Promise.all([page.waitForURL(/\/admin\/dashboard/), page.click('button[type="submit"]')]);
+}
+
+async function shot(page, name) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, name + ".png"), fullPage: true });
+}
+
+async function api(method, p, body) {
+  const res = await fetch(GW + p, {
+    method, headers: { Authorization: "Bearer " + API_KEY, "Content-Type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  assert.ok(res.ok, `${method} ${p}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+// waitUntil polls fn until it returns a truthy value.
+async function waitUntil(what, fn, ms = 30000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test("the printed one-time link signs in, once", async (t) => {
+  const page = await newPage(t);
+  await page.goto(LINK);
+  await page.waitForURL(/\/admin\/dashboard/);
+  assert.equal(await page.getAttribute("html", "lang"), "zh-CN");
+  const other = await newPage(t, { lang: "en-US" });
+  const res = await other.goto(LINK);
+  assert.equal(res.status(), 401);
+  assert.match(await other.textContent("main"), /invalid, used or expired/);
+});
+
+test("sign in with the password, switch language, and it is remembered", async (t) => {
+  const page = await newPage(t, { lang: "zh-CN" });
+  await signIn(page);
+  assert.match(await page.textContent("nav.side"), /发送消息/);
+  await Promise.all([page.waitForURL(/\/admin\/dashboard/), page.click('[data-test="lang-switch"]')]);
+  assert.equal(await page.getAttribute("html", "lang"), "en");
+  assert.match(await page.textContent("nav.side"), /Send/);
+  await page.goto(GW + "/admin/audit");
+  assert.equal(await page.getAttribute("html", "lang"), "en");
+  await Promise.all([page.waitForURL(/\/admin\/audit/), page.click('[data-test="lang-switch"]')]);
+  assert.equal(await page.getAttribute("html", "lang"), "zh-CN");
+});
+
+// pages are shown in the screenshots and checked at both widths.
+const pages = [
+  ["dashboard", "/admin/dashboard"],
+  ["send", "/admin/send"],
+  ["messages", "/admin/messages"],
+  ["followers", "/admin/followers"],
+  ["templates", "/admin/templates"],
+  ["schedules", "/admin/schedules"],
+  ["bindings", "/admin/bindings"],
+  ["replies", "/admin/replies"],
+  ["keys", "/admin/keys"],
+  ["accounts", "/admin/accounts"],
+  ["audit", "/admin/audit"],
+];
+
+for (const [lang, code] of [["zh-CN", "zh"], ["en-US", "en"]]) {
+  for (const [width, viewport] of [["desktop", DESKTOP], ["phone", PHONE]]) {
+    test(`every page in ${code} at ${width} width`, async (t) => {
+      const page = await newPage(t, { lang, viewport });
+      await signIn(page);
+      for (const [name, p] of pages) {
+        const res = await page.goto(GW + p);
+        assert.equal(res.status(), 200, `${p}: HTTP ${res.status()}`);
+        const text = await page.textContent("body");
+        assert.ok(!text.includes("⟦missing text"), `${p} has untranslated text`);
+        // Nothing wider than the screen: wide tables scroll inside their box.
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 1, `${p} is ${overflow}px wider than the ${viewport.width}px window`);
+        await shot(page, `${name}-${code}-${width}`);
+      }
+      if (width === "desktop") {
+        const login = await newPage(t, { lang, viewport });
+        await login.goto(GW + "/admin/login");
+        await shot(login, `login-${code}-${width}`);
+      }
+    });
+  }
+}
