@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,48 +93,10 @@ func TestClusterSurvivesKills(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 
-	apps := filepath.Join(dir, "sim-apps.yaml")
-	writeFile(t, apps, fmt.Sprintf(`apps:
-  - app_id: %s
-    app_secret: %s
-    original_id: gh_cluster000001
-    quotas:
-      /cgi-bin/message/template/send: 1000000
-    templates:
-      - id: %s
-        title: 通知
-        content: "事项：{{thing1.DATA}}\n时间：{{time2.DATA}}"
-`, clusterAppID, clusterAppSecret, clusterTemplate))
-	sim := startProc(t, "simulator", bin, filepath.Join(dir, "sim.log"), "sim", "--listen", "127.0.0.1:0", "--apps", apps, "--log-level", "warn")
-	simURL := sim.waitLine(t, "API base URL (SDK base URL):")
-	var created struct {
-		OpenIDs []string `json:"openids"`
-	}
-	call(t, ctx, "POST", simURL+"/sim/api/users/bulk", "", map[string]any{"app_id": clusterAppID, "count": clusterFollowers, "follow": true},
-		http.StatusCreated, &created)
-	if len(created.OpenIDs) != clusterFollowers {
-		t.Fatalf("simulator created %d followers", len(created.OpenIDs))
-	}
-
-	cfg := filepath.Join(dir, "wxgate.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`listen: 127.0.0.1:0
-database_url: %q
-log_level: warn
-metrics:
-  listen: 127.0.0.1:0
-push:
-  rate_per_account: %d
-  burst: 10
-accounts:
-  - name: main
-    app_id: %s
-    app_secret: %s
-    token: clustertoken
-    api_base_urls: [%s]
-`, databaseURL, clusterRate, clusterAppID, clusterAppSecret, simURL))
-	runCmd(t, ctx, bin, "migrate", "--config", cfg)
-	runCmd(t, ctx, bin, "followers", "sync", "--account", "main", "--config", cfg)
-	key := strings.TrimSpace(runCmd(t, ctx, bin, "apikey", "create", "--name", "cluster", "--scopes", "send,read", "--config", cfg))
+	setup := newSendSetup(t, ctx, bin, dir, sendSetupSpec{appID: clusterAppID, secret: clusterAppSecret, originalID: "gh_cluster000001",
+		template: clusterTemplate, callbackToken: "clustertoken", followers: clusterFollowers, databaseURL: databaseURL,
+		extraConfig: fmt.Sprintf("push:\n  rate_per_account: %d\n  burst: 10\n", clusterRate)})
+	simURL, cfg, key, created := setup.simURL, setup.cfg, setup.key, struct{ OpenIDs []string }{setup.openids}
 
 	const instances = 3
 	rr := &roundRobin{backends: make([]string, instances)}
@@ -209,7 +170,7 @@ accounts:
 	for _, p := range procs {
 		p.stop(t)
 	}
-	sim.stop(t)
+	setup.sim.stop(t)
 }
 
 // callWithKey POSTs a send with an Idempotency-Key and expects 202.

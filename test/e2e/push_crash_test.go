@@ -62,47 +62,11 @@ func crashTest(t *testing.T, bin, databaseURL string) {
 	defer cancel()
 	dir := t.TempDir()
 
-	// The simulator: its own process, with a daily quota large enough.
-	apps := filepath.Join(dir, "sim-apps.yaml")
-	writeFile(t, apps, fmt.Sprintf(`apps:
-  - app_id: %s
-    app_secret: %s
-    original_id: gh_crash00000001
-    quotas:
-      /cgi-bin/message/template/send: 1000000
-    templates:
-      - id: %s
-        title: 通知
-        content: "事项：{{thing1.DATA}}\n时间：{{time2.DATA}}"
-`, crashAppID, crashAppSecret, crashTemplate))
-	sim := startProc(t, "simulator", bin, filepath.Join(dir, "sim.log"), "sim", "--listen", "127.0.0.1:0", "--apps", apps, "--log-level", "warn")
-	simURL := sim.waitLine(t, "API base URL (SDK base URL):")
-	var created struct {
-		OpenIDs []string `json:"openids"`
-	}
-	call(t, ctx, "POST", simURL+"/sim/api/users/bulk", "", map[string]any{"app_id": crashAppID, "count": crashFollowers, "follow": true},
-		http.StatusCreated, &created)
-	if len(created.OpenIDs) != crashFollowers {
-		t.Fatalf("simulator created %d followers, want %d", len(created.OpenIDs), crashFollowers)
-	}
-
-	// The gateway's configuration, its followers and an API key, as an
-	// operator prepares them.
-	cfg := filepath.Join(dir, "wxgate.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`listen: 127.0.0.1:0
-database_url: %q
-log_level: warn
-metrics:
-  listen: 127.0.0.1:0
-accounts:
-  - name: main
-    app_id: %s
-    app_secret: %s
-    token: crashtoken
-    api_base_urls: [%s]
-`, databaseURL, crashAppID, crashAppSecret, simURL))
-	runCmd(t, ctx, bin, "followers", "sync", "--account", "main", "--config", cfg)
-	key := strings.TrimSpace(runCmd(t, ctx, bin, "apikey", "create", "--name", "crash", "--scopes", "send,read", "--config", cfg))
+	// The simulator with a daily quota large enough, and the gateway's
+	// configuration, its followers and an API key.
+	setup := newSendSetup(t, ctx, bin, dir, sendSetupSpec{appID: crashAppID, secret: crashAppSecret, originalID: "gh_crash00000001",
+		template: crashTemplate, callbackToken: "crashtoken", followers: crashFollowers, databaseURL: databaseURL})
+	simURL, cfg, key, created := setup.simURL, setup.cfg, setup.key, struct{ OpenIDs []string }{setup.openids}
 
 	gw := startProc(t, "gateway", bin, filepath.Join(dir, "gateway-1.log"), "serve", "--config", cfg)
 	base := gw.waitLine(t, "wxgate is listening on")
@@ -175,7 +139,7 @@ accounts:
 	t.Logf("template/send calls: %d for %d followers (repeats answered by client_msg_id without a second card)",
 		calls["/cgi-bin/message/template/send"], crashFollowers)
 	gw.stop(t)
-	sim.stop(t)
+	setup.sim.stop(t)
 }
 
 type inboxStats struct {
