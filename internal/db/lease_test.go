@@ -17,6 +17,17 @@ type clock struct {
 	t  time.Time
 }
 
+// eachLeases runs a lease test on SQLite and PostgreSQL, in parallel, with
+// leases on a fake clock.
+func eachLeases(t *testing.T, test func(t *testing.T, d *db.DB, l *db.Leases, clk *clock)) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		t.Parallel()
+		clk := newClock()
+		test(t, d, db.NewLeases(d, clk.Now), clk)
+	})
+}
+
 func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)} }
 
 func (c *clock) Now() time.Time {
@@ -131,12 +142,8 @@ func TestLeaseRaceForExpired(t *testing.T) {
 }
 
 func TestLeaseLifecycle(t *testing.T) {
-	t.Parallel()
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		t.Parallel()
+	eachLeases(t, func(t *testing.T, d *db.DB, l *db.Leases, clk *clock) {
 		ctx := t.Context()
-		clk := newClock()
-		l := db.NewLeases(d, clk.Now)
 		t0 := clk.Now()
 
 		cur, ok, err := l.Acquire(ctx, "job", "a", time.Minute)
@@ -204,12 +211,8 @@ func TestLeaseLifecycle(t *testing.T) {
 // A crashed holder stops renewing: once its lease expired another holder
 // takes it, and the crashed one's late renewal fails.
 func TestLeaseExpiredIsTakenOver(t *testing.T) {
-	t.Parallel()
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		t.Parallel()
+	eachLeases(t, func(t *testing.T, d *db.DB, l *db.Leases, clk *clock) {
 		ctx := t.Context()
-		clk := newClock()
-		l := db.NewLeases(d, clk.Now)
 		if _, ok, _ := l.Acquire(ctx, "job", "crashed", 30*time.Second); !ok {
 			t.Fatal("acquire")
 		}
@@ -237,12 +240,8 @@ func TestLeaseExpiredIsTakenOver(t *testing.T) {
 // TakeOver takes a lease its holder still has (it crashed elsewhere), but
 // only from the holder named: of two take-overs one wins.
 func TestLeaseTakeOver(t *testing.T) {
-	t.Parallel()
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		t.Parallel()
+	eachLeases(t, func(t *testing.T, d *db.DB, l *db.Leases, clk *clock) {
 		ctx := t.Context()
-		clk := newClock()
-		l := db.NewLeases(d, clk.Now)
 		if _, ok, _ := l.Acquire(ctx, "job", "crashed", time.Hour); !ok {
 			t.Fatal("acquire")
 		}
@@ -297,12 +296,8 @@ func TestLeaseTakeOver(t *testing.T) {
 // In a transaction, a write is made only while the lease is held: the
 // renewal locks the lease, so a take-over waits for the commit.
 func TestLeaseInTransaction(t *testing.T) {
-	t.Parallel()
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		t.Parallel()
+	eachLeases(t, func(t *testing.T, d *db.DB, l *db.Leases, clk *clock) {
 		ctx := t.Context()
-		clk := newClock()
-		l := db.NewLeases(d, clk.Now)
 		if _, ok, _ := l.Acquire(ctx, "job", "a", time.Minute); !ok {
 			t.Fatal("acquire")
 		}
