@@ -99,7 +99,7 @@ func TestOneTimeSignInLink(t *testing.T) {
 	if r := b.get("/admin/audit"); r.status != http.StatusOK {
 		t.Fatalf("signed in by link, audit page: %d", r.status)
 	}
-	body := newBrowser(t, "en").get("/admin/login/link?token=" + url.QueryEscape(token)).page(t, http.StatusUnauthorized)
+	body := newBrowser(t, "en").get("/admin/login/link?token="+url.QueryEscape(token)).page(t, http.StatusUnauthorized)
 	if !strings.Contains(body, "invalid, used or expired") {
 		t.Fatalf("second use of the link:\n%s", body)
 	}

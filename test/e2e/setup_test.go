@@ -23,8 +23,8 @@ type sendSetup struct {
 
 type sendSetupSpec struct {
 	appID, secret, originalID, template, callbackToken string
-	followers                                         int
-	databaseURL                                       string
+	followers                                          int
+	databaseURL                                        string
 	// extraConfig is YAML added to the gateway's configuration (top-level keys).
 	extraConfig string
 }
