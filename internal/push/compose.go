@@ -381,3 +381,53 @@ func joinSorted(m map[string]string) string {
 	}
 	return out
 }
+
+// InputField is one data field a send of a template or alias takes: the
+// request's key (an alias's field name, else the keyword), the keyword it
+// fills, and the alias's default when it has one (the field may then be
+// left out).
+type InputField struct {
+	Field      string
+	Keyword    Keyword
+	Default    string
+	HasDefault bool
+}
+
+// InputFields lists what a request for ref (an alias or a template id of
+// account) fills, in the template's order, with the template (and alias)
+// it names: what a composer asks for.
+func (s *Service) InputFields(ctx context.Context, account, ref string) (Template, *Alias, []InputField, error) {
+	a, err := s.account(account)
+	if err != nil {
+		return Template{}, nil, nil, err
+	}
+	t, al, registered, err := s.lookupTemplate(ctx, a, ref, "")
+	if err != nil {
+		return Template{}, nil, nil, err
+	}
+	if !registered {
+		return Template{}, nil, nil, problem.NotFoundf("template_not_found", "template",
+			"template %q is not in the registry of account %q; sync the templates first — 模板 %q 不在账号 %q 的模板库中，请先同步", ref, account, ref, account)
+	}
+	fieldOf := map[string]string{}
+	if al != nil {
+		for f, kw := range al.Fields {
+			fieldOf[kw] = f
+		}
+	}
+	var out []InputField
+	for _, k := range t.Keywords {
+		if k.Dropped {
+			continue
+		}
+		f := InputField{Field: k.Key, Keyword: k}
+		if name, ok := fieldOf[k.Key]; ok {
+			f.Field = name
+		}
+		if al != nil {
+			f.Default, f.HasDefault = al.Defaults[k.Key]
+		}
+		out = append(out, f)
+	}
+	return t, al, out, nil
+}

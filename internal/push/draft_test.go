@@ -78,3 +78,29 @@ func TestConsoleScopeIsApart(t *testing.T) {
 		}
 	})
 }
+
+// A composer asks for an alias's field names, in the template's order.
+func TestInputFields(t *testing.T) {
+	t.Parallel()
+	d := dbtest.SQLite(t)
+	b := setup(t, d, setupOptions{})
+	b.ready(t)
+	ctx := context.Background()
+	tpl, al, fields, err := b.svc.InputFields(ctx, "main", "new_visitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fields {
+		got = append(got, f.Field+"="+f.Keyword.Key+":"+f.Keyword.Label)
+	}
+	if al == nil || tpl.TemplateID != tplVisit || strings.Join(got, ",") != "customer=thing1:客户,page=thing2:访问页面,time=time3:访问时间" {
+		t.Errorf("fields of new_visitor = %v (alias %v, template %s)", got, al, tpl.TemplateID)
+	}
+	_, al, fields, err = b.svc.InputFields(ctx, "main", tplVisit)
+	if err != nil || al != nil || len(fields) != 3 || fields[0].Field != "thing1" {
+		t.Errorf("fields of the template = %+v, %v", fields, err)
+	}
+	_, _, _, err = b.svc.InputFields(ctx, "main", "nope")
+	pushErr(t, err, "template_not_found", "template")
+}
