@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 
 	"github.com/wxgate/wxgate/internal/config"
@@ -31,6 +32,8 @@ type composed struct {
 	// registered is false for a raw template id unknown to the registry:
 	// only the keys the request gave are checked.
 	registered bool
+	// problems are the values a send would refuse (drafts only).
+	problems []FieldProblem
 }
 
 // channelFor returns the channel of a template kind on an account.
@@ -158,7 +161,11 @@ func (s *Service) lookupTemplate(ctx context.Context, a config.Account, ref, cha
 
 // compose maps and checks a request's data for a template or alias.
 // truncate overrides the alias's setting when not nil.
-func (s *Service) compose(ctx context.Context, a config.Account, channel, ref string, raw map[string]json.RawMessage, truncate *bool) (*composed, error) {
+//
+// With lenient set (a draft), missing and invalid values do not stop it:
+// each is recorded in c.problems and the card shows what was given.
+func (s *Service) compose(ctx context.Context, a config.Account, channel, ref string, raw map[string]json.RawMessage, truncate *bool, lenient ...bool) (*composed, error) {
+	draft := len(lenient) > 0 && lenient[0]
 	t, al, registered, err := s.lookupTemplate(ctx, a, ref, channel)
 	if err != nil {
 		return nil, err
@@ -245,8 +252,15 @@ func (s *Service) compose(ctx context.Context, a config.Account, channel, ref st
 					}
 				}
 				en, zh := Rule(k.Key)
-				return nil, problem.Unprocessablef("missing_field", field,
+				perr := problem.Unprocessablef("missing_field", field,
 					"%s is missing: template %s needs keyword %s (%s%s) — 缺少 %s（%s）", field, t.TemplateID, k.Key, labelPrefix(k), en, field, zh)
+				if !draft {
+					return nil, perr
+				}
+				c.problems = append(c.problems, FieldProblem{Field: field, Keyword: k.Key, Err: perr})
+				c.data[k.Key] = ""
+				keys = append(keys, k.Key)
+				continue
 			}
 			keys = append(keys, k.Key)
 		}
@@ -273,7 +287,13 @@ func (s *Service) compose(ctx context.Context, a config.Account, channel, ref st
 			} else if len(field) < 9 || field[:9] != "defaults." {
 				field = "data." + field
 			}
-			return nil, problem.Unprocessablef("invalid_value", field, "%s", problemMessage(describeField(field, kw), kw, p, v))
+			perr := problem.Unprocessablef("invalid_value", field, "%s", problemMessage(describeField(field, kw), kw, p, v))
+			if !draft {
+				return nil, perr
+			}
+			if !slices.ContainsFunc(c.problems, func(fp FieldProblem) bool { return fp.Keyword == kw }) {
+				c.problems = append(c.problems, FieldProblem{Field: field, Keyword: kw, Err: perr})
+			}
 		}
 	}
 	return c, nil
@@ -316,6 +336,31 @@ func (s *Service) Preview(ctx context.Context, req PreviewRequest) (Preview, err
 	return preview(c.template, c.data, c.truncated), nil
 }
 
+// FieldProblem is one value of a draft that a send would refuse: the
+// request field (data.customer), the keyword it fills and why.
+type FieldProblem struct {
+	Field   string
+	Keyword string
+	Err     *problem.Error
+}
+
+// Draft renders a message being written, with the same rules as Preview
+// and Send, but does not stop at a missing or invalid value: the card shows
+// what was typed and every such value is listed, so that a composer can
+// mark each field at once. Any other refusal (unknown template, channel,
+// unknown field) is returned as the error, like Preview.
+func (s *Service) Draft(ctx context.Context, req PreviewRequest) (Preview, []FieldProblem, error) {
+	a, err := s.account(req.Account)
+	if err != nil {
+		return Preview{}, nil, err
+	}
+	c, err := s.compose(ctx, a, req.Channel, req.Template, req.Data, req.Truncate, true)
+	if err != nil {
+		return Preview{}, nil, err
+	}
+	return preview(c.template, c.data, c.truncated), c.problems, nil
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -335,4 +380,54 @@ func joinSorted(m map[string]string) string {
 		out += k
 	}
 	return out
+}
+
+// InputField is one data field a send of a template or alias takes: the
+// request's key (an alias's field name, else the keyword), the keyword it
+// fills, and the alias's default when it has one (the field may then be
+// left out).
+type InputField struct {
+	Field      string
+	Keyword    Keyword
+	Default    string
+	HasDefault bool
+}
+
+// InputFields lists what a request for ref (an alias or a template id of
+// account) fills, in the template's order, with the template (and alias)
+// it names: what a composer asks for.
+func (s *Service) InputFields(ctx context.Context, account, ref string) (Template, *Alias, []InputField, error) {
+	a, err := s.account(account)
+	if err != nil {
+		return Template{}, nil, nil, err
+	}
+	t, al, registered, err := s.lookupTemplate(ctx, a, ref, "")
+	if err != nil {
+		return Template{}, nil, nil, err
+	}
+	if !registered {
+		return Template{}, nil, nil, problem.NotFoundf("template_not_found", "template",
+			"template %q is not in the registry of account %q; sync the templates first — 模板 %q 不在账号 %q 的模板库中，请先同步", ref, account, ref, account)
+	}
+	fieldOf := map[string]string{}
+	if al != nil {
+		for f, kw := range al.Fields {
+			fieldOf[kw] = f
+		}
+	}
+	var out []InputField
+	for _, k := range t.Keywords {
+		if k.Dropped {
+			continue
+		}
+		f := InputField{Field: k.Key, Keyword: k}
+		if name, ok := fieldOf[k.Key]; ok {
+			f.Field = name
+		}
+		if al != nil {
+			f.Default, f.HasDefault = al.Defaults[k.Key]
+		}
+		out = append(out, f)
+	}
+	return t, al, out, nil
 }

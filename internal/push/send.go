@@ -61,9 +61,15 @@ type SendOptions struct {
 	// IdempotencyKey: the same key (for the same API key) returns the first
 	// response and sends nothing more.
 	IdempotencyKey string
-	// APIKeyID scopes the idempotency key; 0 for the CLI.
+	// APIKeyID scopes the idempotency key; 0 for the CLI, ConsoleScope
+	// for an admin of the console.
 	APIKeyID int64
 }
+
+// ConsoleScope is the idempotency scope of an admin user of the console,
+// which has no API key: API keys have positive ids and the CLI 0, so a
+// console key never replays another caller's message.
+func ConsoleScope(adminUserID int64) int64 { return -adminUserID }
 
 // Recipient statuses.
 const (
