@@ -54,7 +54,7 @@ var coreTexts = texts{
 		"Admin users are created with wxgate admin create; wxgate demo prints a one-time sign-in link."},
 
 	"error.title":     {"出错了", "Something went wrong"},
-	"error.back":      {"返回概览", "Back to the dashboard"},
+	"error.back":      {"返回发送页", "Back to the composer"},
 	"error.code":      {"错误码", "Error code"},
 	"form.fix":        {"请修正标出的字段。", "Please correct the marked fields."},
 	"form.save":       {"保存", "Save"},

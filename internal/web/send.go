@@ -439,7 +439,7 @@ func (c *Console) sendProgress(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "send", "send.progress_title", v, nil)
+	c.render(w, r, http.StatusOK, "send_progress", "send.progress_title", v, nil)
 }
 
 // sendProgressFragment is the live region of the progress page.
@@ -449,7 +449,7 @@ func (c *Console) sendProgressFragment(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	c.fragment(w, r, "send", "send-progress", v, v.Msg.Done)
+	c.fragment(w, r, "send_progress", "send-progress", v, v.Msg.Done)
 }
 
 // sendTexts are the send pages' texts.
@@ -457,18 +457,18 @@ var sendTexts = texts{
 	"send.title": {"发送消息", "Send a message"},
 	"send.intro": {"选择公众号和模板，填写内容，右侧实时预览粉丝在微信里看到的卡片。",
 		"Pick an account and a template, fill in the fields, and watch the card as the follower will see it in WeChat."},
-	"send.step_what":      {"1. 发什么", "1. What to send"},
-	"send.step_who":       {"2. 发给谁", "2. Who gets it"},
-	"send.step_fill":      {"3. 填写内容", "3. Fill in"},
-	"send.channel":        {"消息类型", "Channel"},
-	"send.ch.template":    {"模板消息", "Template message"},
-	"send.ch.subscribe":   {"订阅通知（公众号）", "Subscription notice (official account)"},
+	"send.step_what":       {"1. 发什么", "1. What to send"},
+	"send.step_who":        {"2. 发给谁", "2. Who gets it"},
+	"send.step_fill":       {"3. 填写内容", "3. Fill in"},
+	"send.channel":         {"消息类型", "Channel"},
+	"send.ch.template":     {"模板消息", "Template message"},
+	"send.ch.subscribe":    {"订阅通知（公众号）", "Subscription notice (official account)"},
 	"send.ch.mp_subscribe": {"订阅消息（小程序）", "Subscription message (mini program)"},
-	"send.ch.custom":      {"客服消息（48 小时内互动过的粉丝）", "Customer-service message (followers active in the last 48 h)"},
-	"send.template":       {"模板或别名", "Template or alias"},
-	"send.aliases":        {"别名（推荐）", "Aliases (recommended)"},
-	"send.templates":      {"模板", "Templates"},
-	"send.choose":         {"选择", "Choose"},
+	"send.ch.custom":       {"客服消息（48 小时内互动过的粉丝）", "Customer-service message (followers active in the last 48 h)"},
+	"send.template":        {"模板或别名", "Template or alias"},
+	"send.aliases":         {"别名（推荐）", "Aliases (recommended)"},
+	"send.templates":       {"模板", "Templates"},
+	"send.choose":          {"选择", "Choose"},
 	"send.no_templates": {"此账号还没有这一类模板。请先在“模板”页从微信同步。",
 		"This account has no template of this kind yet. Sync them from WeChat on the Templates page first."},
 	"send.to_templates":  {"去同步模板", "Go to templates"},
@@ -486,7 +486,7 @@ var sendTexts = texts{
 	"send.url_hint":      {"留空则使用别名设置的跳转。", "Leave empty to use the alias's jump."},
 	"send.text":          {"消息内容", "Message text"},
 	"send.submit":        {"发送", "Send"},
-	"send.submit_hint": {"同一个表单重复提交只会发送一次。", "Submitting this form twice sends once."},
+	"send.submit_hint":   {"同一个表单重复提交只会发送一次。", "Submitting this form twice sends once."},
 	"send.preview":       {"预览", "Preview"},
 	"send.preview_hint": {"粉丝在微信中看到的样子；输入时实时检查微信的格式规则。",
 		"What the follower sees in WeChat; WeChat's value rules are checked as you type."},

@@ -103,10 +103,10 @@ func clientIP(r *http.Request) string {
 // safeNext keeps a post-sign-in redirect inside the console.
 func safeNext(next string) string {
 	if !strings.HasPrefix(next, Prefix) || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
-		return "/admin/dashboard"
+		return "/admin/send"
 	}
 	if u, err := url.Parse(next); err != nil || u.Host != "" || u.Scheme != "" {
-		return "/admin/dashboard"
+		return "/admin/send"
 	}
 	return next
 }
@@ -153,10 +153,10 @@ func (c *Console) loginLink(w http.ResponseWriter, r *http.Request) {
 	cookie, sess, err := c.opts.Admins.RedeemLoginToken(r.Context(), r.URL.Query().Get("token"))
 	if err != nil {
 		// The login form has no token field: the reason is the form's own.
-		c.render(w, r, statusOf(err), "login", "login.title", loginView{Next: "/admin/dashboard"}, map[string]string{"": formErrors(err, lang(r))["token"]})
+		c.render(w, r, statusOf(err), "login", "login.title", loginView{Next: "/admin/send"}, map[string]string{"": formErrors(err, lang(r))["token"]})
 		return
 	}
-	c.signedIn(w, r, cookie, sess, "login.link", "/admin/dashboard")
+	c.signedIn(w, r, cookie, sess, "login.link", "/admin/send")
 }
 
 func (c *Console) signedIn(w http.ResponseWriter, r *http.Request, cookie string, sess auth.Session, how, next string) {

@@ -61,7 +61,7 @@ func TestSignInAndOut(t *testing.T) {
 	}
 	// An outside address after sign-in is not followed.
 	r2 := newBrowser(t, "en").post("/admin/login", url.Values{"username": {"admin"}, "password": {b.env.Password}, "next": {"//evil.example/x"}})
-	if r2.location != "/admin/dashboard" {
+	if r2.location != "/admin/send" {
 		t.Errorf("next=//evil.example: redirected to %q", r2.location)
 	}
 
@@ -93,7 +93,7 @@ func TestOneTimeSignInLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBrowser(t, "en")
-	if r := b.get("/admin/login/link?token=" + url.QueryEscape(token)); r.status != http.StatusSeeOther || r.location != "/admin/dashboard" {
+	if r := b.get("/admin/login/link?token=" + url.QueryEscape(token)); r.status != http.StatusSeeOther || r.location != "/admin/send" {
 		t.Fatalf("sign-in link: %d → %q %s", r.status, r.location, r.body)
 	}
 	if r := b.get("/admin/audit"); r.status != http.StatusOK {
@@ -172,7 +172,7 @@ func TestLanguageSwitchIsRemembered(t *testing.T) {
 	if body := b.get("/admin/audit").page(t, http.StatusOK); !strings.Contains(body, "<h1>Audit log</h1>") {
 		t.Fatalf("after switching to English:\n%s", body)
 	}
-	if r := b.get("/admin/lang?to=zh&back=https://evil.example/"); r.location != "/admin/dashboard" {
+	if r := b.get("/admin/lang?to=zh&back=https://evil.example/"); r.location != "/admin/send" {
 		t.Errorf("switch back to an outside address went to %q", r.location)
 	}
 }
