@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/config"
@@ -74,13 +73,4 @@ func (h *handler) findAccount(name string) (config.Account, bool) {
 }
 
 // baseURL is public_url, or the scheme and host the request came to.
-func (h *handler) baseURL(r *http.Request) string {
-	if h.opts.PublicURL != "" {
-		return strings.TrimRight(h.opts.PublicURL, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
-}
+func (h *handler) baseURL(r *http.Request) string { return config.BaseURL(h.opts.PublicURL, r) }

@@ -4,6 +4,8 @@
 package config
 
 import (
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/problem"
@@ -250,4 +252,17 @@ func (a *Account) applyDefaults() {
 	if len(a.APIBaseURLs) == 0 {
 		a.APIBaseURLs = DefaultAPIBaseURLs()
 	}
+}
+
+// BaseURL is where WeChat and browsers reach the gateway: public_url when
+// set, else the scheme and host the request came in on.
+func BaseURL(publicURL string, r *http.Request) string {
+	if publicURL != "" {
+		return strings.TrimRight(publicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }
