@@ -153,13 +153,19 @@ func TestClusterRateLimitHoldsAcrossInstances(t *testing.T) {
 		t.Errorf("sends by instance = %v; both should have sent", byInstance)
 	}
 	// In any stretch of time, no more sends than the burst plus what the
-	// rate refills, with a tolerance of 2 for the network between the
-	// bucket and the simulator.
-	const tolerance = 2
+	// rate refills. The simulator stamps a call when it arrives, which on a
+	// loaded machine can lag the bucket's grant, so calls granted apart may
+	// arrive bunched: the window is widened by that lag (jitter) and one
+	// send of tolerance. Two unshared buckets would send 2x the rate and
+	// still fail this by far.
+	const (
+		tolerance = 1
+		jitter    = 300 * time.Millisecond
+	)
 	worst := 0.0
 	for i := range calls {
 		for j := i; j < len(calls); j++ {
-			allowed := burst + rate*calls[j].at.Sub(calls[i].at).Seconds()
+			allowed := burst + rate*(calls[j].at.Sub(calls[i].at)+jitter).Seconds()
 			worst = max(worst, float64(j-i+1)-allowed)
 		}
 	}
@@ -167,7 +173,7 @@ func TestClusterRateLimitHoldsAcrossInstances(t *testing.T) {
 		t.Errorf("the combined rate went over the limit by %.1f sends (sends by instance %v)", worst, byInstance)
 	}
 	span := calls[len(calls)-1].at.Sub(calls[0].at)
-	if minSpan := time.Duration(float64(n-burst-tolerance) / rate * float64(time.Second)); span < minSpan {
+	if minSpan := time.Duration(float64(n-burst-tolerance)/rate*float64(time.Second)) - jitter; span < minSpan {
 		t.Errorf("%d sends took %s, at %v/s they need at least %s", n, span, rate, minSpan)
 	}
 	t.Logf("%d sends in %s by instance %v; worst excess %.2f", n, span, byInstance, worst)
