@@ -199,6 +199,8 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 			Auth:   keys,
 			DB:     database,
 			Logger: logger.With("component", "proxy"),
+			Rate:   proxyRate(cfg.Proxy.RatePerKey),
+			Burst:  cfg.Proxy.BurstPerKey,
 		}),
 	}
 	for pattern, h := range opts.mount {
@@ -375,3 +377,12 @@ func (g *gateway) MetricsURL() string {
 
 // Wait blocks until the gateway has stopped.
 func (g *gateway) Wait() error { return <-g.done }
+
+// proxyRate turns the config's "0 means no limit" into proxy.Options',
+// where 0 means the default and a negative rate no limit.
+func proxyRate(perKey float64) float64 {
+	if perKey == 0 {
+		return -1
+	}
+	return perKey
+}

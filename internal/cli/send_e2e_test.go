@@ -263,7 +263,7 @@ type sendE2E struct {
 	api         func(method, path, body string, header ...string) (int, http.Header, []byte)
 }
 
-func startSendE2E(t *testing.T, apps func(gatewayURL string) []wechatsim.AppConfig, accounts func(simURL string) []config.Account) *sendE2E {
+func startSendE2E(t *testing.T, apps func(gatewayURL string) []wechatsim.AppConfig, accounts func(simURL string) []config.Account, configure ...func(*config.Config)) *sendE2E {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -285,6 +285,9 @@ func startSendE2E(t *testing.T, apps func(gatewayURL string) []wechatsim.AppConf
 	dir := t.TempDir()
 	cfg.DatabaseURL = "sqlite://" + filepath.ToSlash(filepath.Join(dir, "wxgate.db"))
 	cfg.Accounts = accounts(simSrv.URL)
+	for _, f := range configure {
+		f(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,7 @@ type Config struct {
 	Callback    CallbackConfig  `yaml:"callback"`
 	Push        PushConfig      `yaml:"push"`
 	API         APIConfig       `yaml:"api"`
+	Proxy       ProxyConfig     `yaml:"proxy"`
 	Followers   FollowersConfig `yaml:"followers"`
 	Metrics     MetricsConfig   `yaml:"metrics"`
 	Accounts    []Account       `yaml:"accounts"`
@@ -116,6 +117,15 @@ type FollowersConfig struct {
 // APIConfig tunes the JSON API.
 type APIConfig struct {
 	// RatePerKey limits requests per second per API key; 0 means no limit.
+	RatePerKey  float64 `yaml:"rate_per_key"`
+	BurstPerKey int     `yaml:"burst_per_key"`
+}
+
+// ProxyConfig tunes the WeChat API proxy under /wechat/{account}/.
+type ProxyConfig struct {
+	// RatePerKey limits proxied calls per second per API key, so one
+	// service cannot spend the account's WeChat quota alone; 0 means no
+	// limit.
 	RatePerKey  float64 `yaml:"rate_per_key"`
 	BurstPerKey int     `yaml:"burst_per_key"`
 }
@@ -211,6 +221,7 @@ func Default() Config {
 		},
 		Push:      PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second, ReceiptTimeout: 10 * time.Minute},
 		API:       APIConfig{RatePerKey: 50, BurstPerKey: 100},
+		Proxy:     ProxyConfig{RatePerKey: 50, BurstPerKey: 100},
 		Followers: FollowersConfig{SyncEvery: 24 * time.Hour},
 		Metrics:   MetricsConfig{Listen: DefaultMetricsListen},
 	}

@@ -165,6 +165,10 @@ func setTopLevel(cfg *Config, key, value string) error {
 		return parseDurationInto(&cfg.Followers.SyncEvery, key, value)
 	case "WXGATE_API_BURST_PER_KEY":
 		return parseIntInto(&cfg.API.BurstPerKey, key, value)
+	case "WXGATE_PROXY_RATE_PER_KEY":
+		return parseFloatInto(&cfg.Proxy.RatePerKey, key, value)
+	case "WXGATE_PROXY_BURST_PER_KEY":
+		return parseIntInto(&cfg.Proxy.BurstPerKey, key, value)
 	case "WXGATE_METRICS_LISTEN":
 		cfg.Metrics.Listen = value
 	case "WXGATE_METRICS_TOKEN":

@@ -29,6 +29,7 @@ func TestDefault(t *testing.T) {
 		},
 		Push:      PushConfig{RatePerAccount: 500, Burst: 50, Workers: 50, CallTimeout: 10 * time.Second, ReceiptTimeout: 10 * time.Minute},
 		API:       APIConfig{RatePerKey: 50, BurstPerKey: 100},
+		Proxy:     ProxyConfig{RatePerKey: 50, BurstPerKey: 100},
 		Followers: FollowersConfig{SyncEvery: 24 * time.Hour},
 		Metrics:   MetricsConfig{Listen: "127.0.0.1:9464"},
 	}
@@ -54,6 +55,7 @@ func TestLoadFullFile(t *testing.T) {
 		LogFormat:   "json",
 		Push:        Default().Push,
 		API:         Default().API,
+		Proxy:       Default().Proxy,
 		Followers:   Default().Followers,
 		Metrics:     Default().Metrics,
 		Callback: CallbackConfig{
@@ -183,6 +185,8 @@ accounts:
 				"WXGATE_PUSH_RECEIPT_TIMEOUT=5s",
 				"WXGATE_API_RATE_PER_KEY=0",
 				"WXGATE_API_BURST_PER_KEY=7",
+				"WXGATE_PROXY_RATE_PER_KEY=2.5",
+				"WXGATE_PROXY_BURST_PER_KEY=3",
 				"WXGATE_FOLLOWERS_SYNC_EVERY=12h",
 				"PATH=/usr/bin",
 				"WXGATE_TEST_POSTGRES_URL=ignored-by-config",
@@ -194,6 +198,7 @@ accounts:
 					Callback:  CallbackConfig{TimestampWindow: 10 * time.Minute, MaxBodyBytes: 4096, ReplyDeadline: 2 * time.Second},
 					Push:      PushConfig{RatePerAccount: 20, Burst: 5, Workers: 8, CallTimeout: 3 * time.Second, ReceiptTimeout: 5 * time.Second},
 					API:       APIConfig{RatePerKey: 0, BurstPerKey: 7},
+					Proxy:     ProxyConfig{RatePerKey: 2.5, BurstPerKey: 3},
 					Followers: FollowersConfig{SyncEvery: 12 * time.Hour},
 					Metrics:   MetricsConfig{Listen: "127.0.0.1:9464"},
 				}

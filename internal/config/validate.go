@@ -100,6 +100,9 @@ func (c Config) Validate() error {
 	if c.API.RatePerKey < 0 || c.API.BurstPerKey < 0 {
 		add("api.rate_per_key and api.burst_per_key must not be negative (0 means no limit) — api.rate_per_key 和 api.burst_per_key 不能为负数（0 表示不限速）")
 	}
+	if c.Proxy.RatePerKey < 0 || c.Proxy.BurstPerKey < 0 {
+		add("proxy.rate_per_key and proxy.burst_per_key must not be negative (0 means no limit) — proxy.rate_per_key 和 proxy.burst_per_key 不能为负数（0 表示不限速）")
+	}
 
 	if c.Followers.SyncEvery != 0 && c.Followers.SyncEvery < time.Hour {
 		add("followers.sync_every must be 0 (off) or at least 1h: user/get has a daily quota (got %s) — followers.sync_every 必须为 0（关闭）或至少 1h（user/get 有每日调用次数限制）", c.Followers.SyncEvery)
