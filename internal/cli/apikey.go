@@ -63,10 +63,19 @@ func runAPIKey(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return err
 		}
+		paths := proxy.NewStore(database)
 		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPES\tCREATED\tLAST USED\tREVOKED")
+		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPES\tPROXY PATHS\tCREATED\tLAST USED\tREVOKED")
 		for _, k := range keys {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, joinScopes(k.Scopes),
+			allowed, err := paths.AllowedPaths(ctx, k.ID)
+			if err != nil {
+				return fmt.Errorf("reading the proxy paths of key %d: %w", k.ID, err)
+			}
+			shown := "-"
+			if len(allowed) > 0 {
+				shown = strings.Join(allowed, ",")
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, joinScopes(k.Scopes), shown,
 				k.CreatedAt.Local().Format(time.DateTime), formatOptionalTime(k.LastUsedAt), formatOptionalTime(k.RevokedAt))
 		}
 		return tw.Flush()

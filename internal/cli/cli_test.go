@@ -197,7 +197,7 @@ func TestAPIKeyAndRepliesCommands(t *testing.T) {
 	if code, key, errOut := run(t, ctx, env, "apikey", "create", "--name", "legacy-crm", "--scopes", "proxy", "--allow-path", "cgi-bin/user/,cgi-bin/menu/get"); code != 0 || !strings.HasPrefix(strings.TrimSpace(key), "wxg_") {
 		t.Fatalf("apikey create --scopes proxy --allow-path: %d %q %s", code, key, errOut)
 	}
-	if code, list, _ := run(t, ctx, env, "apikey", "list"); code != 0 || !strings.Contains(list, "legacy-crm") || !strings.Contains(list, "proxy") {
+	if code, list, _ := run(t, ctx, env, "apikey", "list"); code != 0 || !strings.Contains(list, "legacy-crm") || !strings.Contains(list, "proxy") || !strings.Contains(list, "cgi-bin/menu/get,cgi-bin/user/") {
 		t.Fatalf("apikey list lacks the proxy key:\n%s", list)
 	}
 	if code, _, errOut := run(t, ctx, env, "apikey", "revoke", "1"); code != 0 {
