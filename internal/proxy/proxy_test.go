@@ -29,6 +29,7 @@ const (
 
 type env struct {
 	sim    *wechatsim.Simulator
+	upURL  string // the simulator, called directly
 	tokens *token.Registry
 	keys   *auth.Store
 	store  *proxy.Store
@@ -43,7 +44,7 @@ var mediaBlob = bytes.Repeat([]byte("0123456789abcdef"), 5<<20/16) // 5 MiB
 
 // start runs the simulator (plus media endpoints it lacks), a broker for
 // account "main" and the proxy.
-func start(t *testing.T, d *db.DB, opts proxy.Options) *env {
+func start(t testing.TB, d *db.DB, opts proxy.Options) *env {
 	t.Helper()
 	sim, err := wechatsim.New(wechatsim.Config{Apps: []wechatsim.AppConfig{{AppID: appID, AppSecret: secret}}})
 	if err != nil {
@@ -77,6 +78,7 @@ func start(t *testing.T, d *db.DB, opts proxy.Options) *env {
 	})
 	up := httptest.NewServer(mux)
 	t.Cleanup(up.Close)
+	e.upURL = up.URL
 
 	e.tokens = token.NewRegistry(d, token.Options{})
 	acct := config.Account{Name: "main", Kind: config.KindOfficialAccount, AppID: appID, AppSecret: secret, APIBaseURLs: []string{up.URL}}
@@ -93,7 +95,7 @@ func start(t *testing.T, d *db.DB, opts proxy.Options) *env {
 	return e
 }
 
-func (e *env) key(t *testing.T, scopes ...auth.Scope) (string, auth.APIKey) {
+func (e *env) key(t testing.TB, scopes ...auth.Scope) (string, auth.APIKey) {
 	t.Helper()
 	plain, k, err := e.keys.Create(context.Background(), "test", scopes)
 	if err != nil {
@@ -117,7 +119,7 @@ func (e *env) get(t *testing.T, path, bearer string) (*http.Response, []byte) {
 	return resp, body
 }
 
-func (e *env) follow(t *testing.T, n int) []string {
+func (e *env) follow(t testing.TB, n int) []string {
 	t.Helper()
 	var ids []string
 	for range n {
