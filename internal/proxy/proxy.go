@@ -4,11 +4,14 @@
 // everyone else's.
 //
 // A caller authenticates with a wxgate API key of scope proxy (or admin):
-// the header Authorization: Bearer wxg_…, or the key itself in the
+// the header Authorization: Bearer wxg_…, the key itself in the
 // access_token query parameter, where an SDK puts what it takes for the
-// token. The key is removed and the broker's current token put in its
-// place. cgi-bin/token and cgi-bin/stable_token are answered from the
-// broker, in WeChat's shape, without calling WeChat.
+// token, or the key as the SDK's AppSecret. The key is removed and the
+// broker's current token put in its place. cgi-bin/token and
+// cgi-bin/stable_token are answered from the broker, in WeChat's shape,
+// without calling WeChat: with the broker's token for a bearer caller,
+// with the key itself for an SDK that sent it as its secret (so that its
+// later calls carry the key, and the real token stays inside wxgate).
 //
 // Retry. On errcode 40001, 40014 or 42001 the broker is told which token
 // failed and the call is sent once more with the replacement. Only small
@@ -207,14 +210,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account, apiPath, _ := strings.Cut(rest, "/")
-	plain := keyOf(r)
-	if plain == "" {
+	cred, err := credentialOf(r, apiPath)
+	if err != nil {
+		auth.WriteError(w, r, err)
+		return
+	}
+	if cred.key == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wxgate"`)
 		auth.WriteError(w, r, errMissingKey)
 		return
 	}
-	key, err := h.opts.Auth.Verify(r.Context(), plain)
+	broker, ok := h.opts.Tokens.Broker(account)
+	client, cok := h.opts.Tokens.Client(account)
+	if cred.asSecret && (!ok || !cok) {
+		auth.WriteError(w, r, config.UnknownAccount(account))
+		return
+	}
+	// An SDK that took the key for its AppSecret gets WeChat's own
+	// answers to a wrong appid or secret, which it knows how to report.
+	if cred.asSecret && cred.appID != "" && cred.appID != broker.AppID() {
+		writeJSON(w, http.StatusOK, map[string]any{"errcode": 40013,
+			"errmsg": "invalid appid: it is not the AppID of wxgate account " + strconv.Quote(account)})
+		return
+	}
+	key, err := h.opts.Auth.Verify(r.Context(), cred.key)
 	if errors.Is(err, auth.ErrInvalidKey) {
+		if cred.asSecret {
+			writeJSON(w, http.StatusOK, map[string]any{"errcode": 40125,
+				"errmsg": "invalid appsecret: through wxgate's proxy the secret is a wxgate API key of scope proxy — 经 wxgate 代理时 secret 应为 proxy 权限的 API 密钥"})
+			return
+		}
 		auth.WriteError(w, r, auth.ErrRejectedKey)
 		return
 	}
@@ -227,8 +252,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		auth.WriteError(w, r, auth.ForbiddenError(auth.ScopeProxy))
 		return
 	}
-	broker, ok := h.opts.Tokens.Broker(account)
-	client, cok := h.opts.Tokens.Client(account)
 	if !ok || !cok {
 		auth.WriteError(w, r, config.UnknownAccount(account))
 		return
@@ -257,21 +280,54 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	switch apiPath {
 	case "cgi-bin/token", "cgi-bin/stable_token":
-		h.serveToken(w, r, broker, rec)
+		h.serveToken(w, r, broker, cred, rec)
 		return
 	}
-	h.forward(w, r, client, broker, "/"+apiPath, rec)
+	h.forward(w, r, client, broker, "/"+apiPath, cred, rec)
 }
 
-// keyOf returns the API key of the request: the bearer header first, else
-// the access_token parameter.
-func keyOf(r *http.Request) string {
+// credential is the API key of a request and where it came from.
+type credential struct {
+	key string
+	// asSecret: the key came in the secret parameter (query, or the JSON
+	// body of stable_token), where an SDK puts the AppSecret.
+	asSecret bool
+	// appID the caller named next to the secret, if any.
+	appID string
+}
+
+// credentialOf finds the API key of the request: the bearer header first,
+// else the access_token parameter, else the secret parameter of an SDK
+// configured with the key as its AppSecret (in the query, or for
+// stable_token in its JSON body, which is then put back for reading).
+func credentialOf(r *http.Request, apiPath string) (credential, error) {
 	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		if tok = strings.TrimSpace(tok); tok != "" {
-			return tok
+			return credential{key: tok}, nil
 		}
 	}
-	return r.URL.Query().Get("access_token")
+	q := r.URL.Query()
+	if tok := q.Get("access_token"); tok != "" {
+		return credential{key: tok}, nil
+	}
+	if secret := q.Get("secret"); secret != "" {
+		return credential{key: secret, asSecret: true, appID: q.Get("appid")}, nil
+	}
+	if apiPath == "cgi-bin/stable_token" && r.Method == http.MethodPost && r.Body != nil {
+		raw, err := io.ReadAll(io.LimitReader(r.Body, MaxInspectAnswer+1))
+		if err != nil {
+			return credential{}, problem.Newf(problem.Invalid, "invalid_body", "", "reading the request body: %v — 读取请求体失败", err)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(raw))
+		var body struct {
+			AppID  string `json:"appid"`
+			Secret string `json:"secret"`
+		}
+		if len(raw) <= MaxInspectAnswer && json.Unmarshal(raw, &body) == nil && body.Secret != "" {
+			return credential{key: body.Secret, asSecret: true, appID: body.AppID}, nil
+		}
+	}
+	return credential{}, nil
 }
 
 func (h *Handler) checkPath(ctx context.Context, keyID int64, apiPath string) error {
@@ -310,8 +366,13 @@ func (h *Handler) limit(id int64) (time.Duration, bool) {
 	return 0, false
 }
 
-// serveToken answers cgi-bin/token and cgi-bin/stable_token from the broker.
-func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request, b *token.Broker, rec *AuditRow) {
+// serveToken answers cgi-bin/token and cgi-bin/stable_token from the
+// broker. A caller that sent its key as the secret gets the key back as
+// its access_token, with the broker token's lifetime: its SDK then sends
+// the key on every call (which authenticates it), and the real token
+// never leaves wxgate. A caller with the bearer header gets the broker's
+// token itself.
+func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request, b *token.Broker, cred credential, rec *AuditRow) {
 	tok, err := b.Current(r.Context())
 	if err != nil {
 		h.log.WarnContext(r.Context(), "proxy: broker token", slog.String("account", rec.Account), slog.String("error", err.Error()))
@@ -323,16 +384,27 @@ func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request, b *token.Br
 	}
 	zero := 0
 	rec.HTTPStatus, rec.ErrCode = http.StatusOK, &zero
+	handed := tok.Value
+	if cred.asSecret {
+		handed = cred.key
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": tok.Value,
+		"access_token": handed,
 		"expires_in":   max(int(tok.ExpiresIn(h.now()).Seconds()), 0),
 	})
 }
 
+// writeJSON answers in WeChat's shape: compact JSON with no trailing
+// newline, which some SDKs (co-wechat-api) cannot parse.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()-1))
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
 // hop-by-hop and wxgate-only request headers, not forwarded.
@@ -347,10 +419,17 @@ var dropResponse = map[string]bool{
 	"Content-Length": true, "Set-Cookie": true,
 }
 
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *wechat.Client, b *token.Broker, apiPath string, rec *AuditRow) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *wechat.Client, b *token.Broker, apiPath string, cred credential, rec *AuditRow) {
 	ctx := r.Context()
 	query := r.URL.Query()
 	query.Del("access_token")
+	// Calls signed with the AppSecret rather than a token (jscode2session,
+	// the web sign-in's oauth2/access_token) get the account's secret in
+	// place of the key, and no token.
+	withSecret := cred.asSecret
+	if withSecret {
+		query.Set("secret", b.AppSecret())
+	}
 	header := http.Header{}
 	for k, v := range r.Header {
 		if !dropRequest[k] {
@@ -398,7 +477,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *wechat.Clie
 		for k, v := range query {
 			q[k] = v
 		}
-		q.Set("access_token", tok)
+		if !withSecret {
+			q.Set("access_token", tok)
+		}
 		resp, err := c.Forward(ctx, wechat.ForwardRequest{
 			Method: r.Method, Path: apiPath, Query: q, Header: header,
 			Body: getBody, Replayable: replayable, ContentLength: length,

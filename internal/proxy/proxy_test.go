@@ -257,31 +257,118 @@ func TestTokenEndpointsAnswerFromBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	fetches := e.sim.CallCount(appID, "/cgi-bin/token") + e.sim.CallCount(appID, "/cgi-bin/stable_token")
-	for _, p := range []string{
-		"/wechat/main/cgi-bin/token?grant_type=client_credential&appid=" + appID + "&secret=" + key,
-		"/wechat/main/cgi-bin/stable_token?access_token=" + key,
+	type tokenAnswer struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+		ErrCode     int    `json:"errcode"`
+		ErrMsg      string `json:"errmsg"`
+	}
+	call := func(method, path, bearer, body string) tokenAnswer {
+		t.Helper()
+		req, _ := http.NewRequest(method, e.gw.URL+path, strings.NewReader(body))
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var got tokenAnswer
+		if err := json.Unmarshal(raw, &got); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		}
+		return got
+	}
+	classic := "/wechat/main/cgi-bin/token?grant_type=client_credential&appid=" + appID + "&secret="
+	stable := func(appid, secret string) string {
+		return `{"grant_type":"client_credential","appid":"` + appid + `","secret":"` + secret + `","force_refresh":true}`
+	}
+
+	// With the bearer header (or the key as access_token): the broker's token.
+	for _, got := range []tokenAnswer{
+		call("GET", classic+"anything", key, ""),
+		call("GET", "/wechat/main/cgi-bin/stable_token?access_token="+key, "", ""),
 	} {
-		resp, body := e.get(t, p, "")
-		var got struct {
-			AccessToken string `json:"access_token"`
-			ExpiresIn   int    `json:"expires_in"`
-		}
-		// cgi-bin/token with only appid/secret has no key: 401.
-		if strings.Contains(p, "secret=") {
-			if resp.StatusCode != 401 {
-				t.Fatalf("token without key: %d %s", resp.StatusCode, body)
-			}
-			resp, body = e.get(t, p, key)
-		}
-		if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %s", p, resp.StatusCode, body)
-		}
 		if got.AccessToken != tok.Value || got.ExpiresIn <= 0 || got.ExpiresIn > 7200 {
-			t.Fatalf("%s = %s, want the broker's token", p, body)
+			t.Fatalf("with the key as credential: %+v, want the broker's token %q", got, tok.Value)
+		}
+	}
+	// An SDK holding the key as its AppSecret, token or stable_token (even
+	// with force_refresh): the key comes back as its token, with the
+	// broker token's lifetime, and works as the access_token of a call.
+	for _, got := range []tokenAnswer{
+		call("GET", classic+key, "", ""),
+		call("POST", "/wechat/main/cgi-bin/stable_token", "", stable(appID, key)),
+	} {
+		if got.AccessToken != key || got.ExpiresIn <= 0 || got.ExpiresIn > 7200 {
+			t.Fatalf("with the key as secret: %+v, want the key back", got)
+		}
+		resp, body := e.get(t, "/wechat/main/cgi-bin/user/get?access_token="+got.AccessToken, "")
+		var page userGet
+		if err := json.Unmarshal(body, &page); err != nil || resp.StatusCode != 200 || page.ErrCode != 0 {
+			t.Fatalf("user/get with the handed-out token: %d %s", resp.StatusCode, body)
+		}
+	}
+	// Wrong secret or appid: WeChat's own errcodes, which SDKs report.
+	for _, c := range []struct {
+		got  tokenAnswer
+		want int
+	}{
+		{call("GET", classic+"not-a-key", "", ""), 40125},
+		{call("GET", classic+secret, "", ""), 40125}, // the real AppSecret is not a credential here
+		{call("POST", "/wechat/main/cgi-bin/stable_token", "", stable(appID, "wxg_"+strings.Repeat("a", 40))), 40125},
+		{call("GET", "/wechat/main/cgi-bin/token?grant_type=client_credential&appid=wx0000000000000000&secret="+key, "", ""), 40013},
+		{call("POST", "/wechat/main/cgi-bin/stable_token", "", stable("wx0000000000000000", key)), 40013},
+	} {
+		if c.got.ErrCode != c.want || c.got.AccessToken != "" || c.got.ErrMsg == "" {
+			t.Fatalf("got %+v, want errcode %d", c.got, c.want)
 		}
 	}
 	if n := e.sim.CallCount(appID, "/cgi-bin/token") + e.sim.CallCount(appID, "/cgi-bin/stable_token"); n != fetches {
 		t.Fatalf("upstream token fetches went from %d to %d", fetches, n)
+	}
+}
+
+// A call signed with the AppSecret (jscode2session) reaches WeChat with
+// the account's real secret in place of the key.
+func TestSecretSignedCallGetsTheAccountSecret(t *testing.T) {
+	e := start(t, dbtest.SQLite(t), proxy.Options{})
+	const mpID, mpSecret = "wx0000000000proxy2", "proxysecret0000000000000000000002"
+	if err := e.sim.AddApp(wechatsim.AppConfig{AppID: mpID, AppSecret: mpSecret, Kind: wechatsim.KindMiniProgram}); err != nil {
+		t.Fatal(err)
+	}
+	mini := config.Account{Name: "mini", Kind: config.KindMiniProgram, AppID: mpID, AppSecret: mpSecret, APIBaseURLs: []string{e.upURL}}
+	if _, err := e.tokens.AddAccount(mini, token.AccountOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := e.key(t, auth.ScopeProxy)
+	u, err := e.sim.CreateUser(context.Background(), wechatsim.CreateUserRequest{AppID: mpID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(secret string) map[string]any {
+		t.Helper()
+		res, err := e.sim.Act(context.Background(), u.OpenID, wechatsim.Action{AppID: mpID, Type: "open_miniprogram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, body := e.get(t, "/wechat/mini/sns/jscode2session?appid="+mpID+"&secret="+secret+"&js_code="+res.Code+"&grant_type=authorization_code", "")
+		var got map[string]any
+		if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("jscode2session: %d %s", resp.StatusCode, body)
+		}
+		return got
+	}
+	if got := login(key); got["openid"] != u.OpenID || got["session_key"] == nil {
+		t.Fatalf("jscode2session with the key as secret = %v, want the session of %s", got, u.OpenID)
+	}
+	if got := login("wrong"); got["errcode"] != float64(40125) {
+		t.Fatalf("jscode2session with a wrong secret = %v, want 40125", got)
+	}
+	if n := e.sim.CallCount(mpID, "/sns/jscode2session"); n != 1 {
+		t.Fatalf("jscode2session reached WeChat %d times, want once (the wrong secret is refused locally)", n)
 	}
 }
 

@@ -206,6 +206,14 @@ func (b *Broker) Account() string { return b.cfg.Account }
 // Mode is the token mode in use.
 func (b *Broker) Mode() Mode { return b.cfg.Mode }
 
+// AppID is the account's AppID.
+func (b *Broker) AppID() string { return b.cfg.AppID }
+
+// AppSecret is the account's AppSecret, for the WeChat calls that carry
+// it instead of a token (jscode2session, the web sign-in's
+// oauth2/access_token). Never log it.
+func (b *Broker) AppSecret() string { return b.cfg.AppSecret }
+
 // Token returns a valid access_token: from memory in the common case,
 // after loading or refreshing it when memory has none with at least 10 s left.
 func (b *Broker) Token(ctx context.Context) (string, error) {

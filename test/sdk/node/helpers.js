@@ -15,9 +15,25 @@ if (sim.hostname !== '127.0.0.1' && sim.hostname !== 'localhost') {
   throw new Error(`WXGATE_SIM_URL must be on the loopback interface, got ${SIM}`);
 }
 
-// The suite's apps, as declared in ../apps.yaml.
-const OA = { appid: 'wx5d1c0de000000a01', secret: 'sdk-test-oa-secret-not-a-real-one' };
-const MP = { appid: 'wx5d1c0de000000a02', secret: 'sdk-test-mp-secret-not-a-real-one' };
+// Through wxgate's WeChat API proxy (run.sh's second pass): the SDKs'
+// base URL is the gateway's /wechat/{account}/ and their AppSecret is a
+// wxgate API key of scope proxy; the simulator is still played directly.
+const PROXY = (process.env.WXGATE_PROXY_URL || '').replace(/\/+$/, '');
+const PROXY_KEY = process.env.WXGATE_PROXY_KEY || '';
+if (PROXY && !PROXY_KEY) throw new Error('WXGATE_PROXY_URL is set without WXGATE_PROXY_KEY');
+
+// The suite's apps, as declared in ../apps.yaml, and their wxgate account
+// names in the proxy pass.
+const OA = { appid: 'wx5d1c0de000000a01', secret: PROXY_KEY || 'sdk-test-oa-secret-not-a-real-one', account: 'sdk-node-oa' };
+const MP = { appid: 'wx5d1c0de000000a02', secret: PROXY_KEY || 'sdk-test-mp-secret-not-a-real-one', account: 'sdk-node-mp' };
+
+// apiBase is where an SDK calls WeChat's API (api.weixin.qq.com) for app:
+// the simulator, or the app's account on the proxy. An appid the suite
+// does not own goes to the official account's.
+function apiBase(appid) {
+  if (!PROXY) return SIM;
+  return `${PROXY}/wechat/${appid === MP.appid ? MP.account : OA.account}`;
+}
 const TEMPLATE_ID = 'Kq0sWOpRrJ3vTzd6Yh5uGQeM1bXcN8aLfD2wE7iP4Ts';
 const SUBSCRIBE_TEMPLATE_ID = 'bDmywsp2oEHjwAadTGKkUHpC0RgBVPvfAEeQzi9d0SA';
 
@@ -76,16 +92,19 @@ async function waitFor(what, fn, ms = 10000) {
 // Points a co-wechat-api / wechat-api style client at the simulator: its
 // URL prefixes are public properties (https://api.weixin.qq.com/… and
 // https://mp.weixin.qq.com/cgi-bin/ by default).
+// mpPrefix (showqrcode, on mp.weixin.qq.com, needs no token) stays on the
+// simulator in the proxy pass too: the proxy stands for api.weixin.qq.com.
 function pointCoWechatAPI(api) {
-  api.prefix = SIM + '/cgi-bin/';
-  api.snsPrefix = SIM + '/sns/';
-  api.wxaPrefix = SIM + '/wxa/';
+  const base = apiBase(api.appid);
+  api.prefix = base + '/cgi-bin/';
+  api.snsPrefix = base + '/sns/';
+  api.wxaPrefix = base + '/wxa/';
   api.mpPrefix = SIM + '/cgi-bin/';
   api.setOpts({ timeout: TIMEOUT_MS });
   return api;
 }
 
 module.exports = {
-  SIM, OA, MP, TEMPLATE_ID, SUBSCRIBE_TEMPLATE_ID, TIMEOUT_MS,
+  SIM, PROXY, apiBase, OA, MP, TEMPLATE_ID, SUBSCRIBE_TEMPLATE_ID, TIMEOUT_MS,
   control, createUser, act, inbox, callCount, waitFor, parseControl, pointCoWechatAPI,
 };

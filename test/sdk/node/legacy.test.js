@@ -1,17 +1,17 @@
 'use strict';
 // wechat-api (node-webot's callback-style client, urllib underneath)
-// against the simulator. Its base URL is the public `endpoint` property
-// (setEndpoint would force https://).
+// against the simulator, or through wxgate's proxy (helpers.js). Its base
+// URL is the public `endpoint` property (setEndpoint would force https://).
 
 const { test, describe, before } = require('node:test');
 const assert = require('node:assert/strict');
 const { promisify } = require('node:util');
 const API = require('wechat-api');
-const { SIM, OA, TEMPLATE_ID, TIMEOUT_MS, createUser, act, inbox, waitFor } = require('./helpers');
+const { apiBase, OA, TEMPLATE_ID, TIMEOUT_MS, createUser, act, inbox, waitFor } = require('./helpers');
 
 function newAPI(secret = OA.secret) {
   const api = new API(OA.appid, secret);
-  api.endpoint = SIM;
+  api.endpoint = apiBase(OA.appid);
   api.setOpts({ timeout: TIMEOUT_MS });
   return api;
 }
