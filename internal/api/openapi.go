@@ -17,3 +17,7 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(openAPI)
 }
+
+// OpenAPI returns the contract document (openapi.json), for the console's
+// rendered view of it.
+func OpenAPI() []byte { return openAPI }

@@ -170,7 +170,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		Accounts: cfg.Accounts, PublicURL: cfg.PublicURL, Admins: admins, Keys: keys,
 		Followers: followers, Binder: binder, Syncs: syncJobs, Messages: messages, Push: pusher,
 		Schedules: scheduler, Replies: replies, Webhooks: webhooks, Tokens: tokens,
-		SimulatorURL: opts.simulatorURL, Logger: logger.With("component", "console"),
+		SimulatorURL: opts.simulatorURL, OpenAPI: api.OpenAPI(), Logger: logger.With("component", "console"),
 	})
 	if err != nil {
 		return nil, err
@@ -244,13 +244,14 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	}
 
 	g := &gateway{db: database, listener: ln, metrics: metricsLn, done: make(chan error, 1), tokens: tokens, jobs: jobs, push: pusher, schedules: scheduler}
-	// The token refresh and the reply reload end with ctx, before the
-	// database closes.
+	// The token refresh, the reply reload and the message log's retention
+	// end with ctx, before the database closes.
 	var background sync.WaitGroup
 	background.Go(func() { tokens.Run(ctx) })
 	background.Go(func() {
 		replies.RefreshEvery(ctx, replyRefresh, func(err error) { logger.Warn("reloading reply rules", "err", err) })
 	})
+	background.Go(func() { messages.RunRetention(ctx, cfg.MsgLog.Retention, logger.With("component", "msglog")) })
 	go func() {
 		err := srv.Serve(ctx, ln)
 		if errors.Is(err, http.ErrServerClosed) {

@@ -55,6 +55,7 @@ type Config struct {
 	API         APIConfig       `yaml:"api"`
 	Proxy       ProxyConfig     `yaml:"proxy"`
 	Followers   FollowersConfig `yaml:"followers"`
+	MsgLog      MsgLogConfig    `yaml:"msglog"`
 	Metrics     MetricsConfig   `yaml:"metrics"`
 	Accounts    []Account       `yaml:"accounts"`
 }
@@ -113,6 +114,16 @@ type FollowersConfig struct {
 	// cannot tell (followers from before wxgate, missed pushes).
 	SyncEvery time.Duration `yaml:"sync_every"`
 }
+
+// MsgLogConfig tunes the inbound message log (every push WeChat sent).
+type MsgLogConfig struct {
+	// Retention: pushes older than this are deleted by a background job,
+	// in small batches; 0 keeps them for ever.
+	Retention time.Duration `yaml:"retention"`
+}
+
+// DefaultMsgLogRetention is how long pushes are kept by default: 30 days.
+const DefaultMsgLogRetention = 30 * 24 * time.Hour
 
 // APIConfig tunes the JSON API.
 type APIConfig struct {
@@ -223,6 +234,7 @@ func Default() Config {
 		API:       APIConfig{RatePerKey: 50, BurstPerKey: 100},
 		Proxy:     ProxyConfig{RatePerKey: 50, BurstPerKey: 100},
 		Followers: FollowersConfig{SyncEvery: 24 * time.Hour},
+		MsgLog:    MsgLogConfig{Retention: DefaultMsgLogRetention},
 		Metrics:   MetricsConfig{Listen: DefaultMetricsListen},
 	}
 }

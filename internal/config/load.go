@@ -163,6 +163,8 @@ func setTopLevel(cfg *Config, key, value string) error {
 		return parseFloatInto(&cfg.API.RatePerKey, key, value)
 	case "WXGATE_FOLLOWERS_SYNC_EVERY":
 		return parseDurationInto(&cfg.Followers.SyncEvery, key, value)
+	case "WXGATE_MSGLOG_RETENTION":
+		return parseDurationInto(&cfg.MsgLog.Retention, key, value)
 	case "WXGATE_API_BURST_PER_KEY":
 		return parseIntInto(&cfg.API.BurstPerKey, key, value)
 	case "WXGATE_PROXY_RATE_PER_KEY":

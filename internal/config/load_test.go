@@ -31,6 +31,7 @@ func TestDefault(t *testing.T) {
 		API:       APIConfig{RatePerKey: 50, BurstPerKey: 100},
 		Proxy:     ProxyConfig{RatePerKey: 50, BurstPerKey: 100},
 		Followers: FollowersConfig{SyncEvery: 24 * time.Hour},
+		MsgLog:    MsgLogConfig{Retention: 30 * 24 * time.Hour},
 		Metrics:   MetricsConfig{Listen: "127.0.0.1:9464"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -57,6 +58,7 @@ func TestLoadFullFile(t *testing.T) {
 		API:         Default().API,
 		Proxy:       Default().Proxy,
 		Followers:   Default().Followers,
+		MsgLog:      Default().MsgLog,
 		Metrics:     Default().Metrics,
 		Callback: CallbackConfig{
 			TimestampWindow: 2 * time.Minute,
@@ -188,6 +190,7 @@ accounts:
 				"WXGATE_PROXY_RATE_PER_KEY=2.5",
 				"WXGATE_PROXY_BURST_PER_KEY=3",
 				"WXGATE_FOLLOWERS_SYNC_EVERY=12h",
+				"WXGATE_MSGLOG_RETENTION=168h",
 				"PATH=/usr/bin",
 				"WXGATE_TEST_POSTGRES_URL=ignored-by-config",
 			},
@@ -200,6 +203,7 @@ accounts:
 					API:       APIConfig{RatePerKey: 0, BurstPerKey: 7},
 					Proxy:     ProxyConfig{RatePerKey: 2.5, BurstPerKey: 3},
 					Followers: FollowersConfig{SyncEvery: 12 * time.Hour},
+					MsgLog:    MsgLogConfig{Retention: 7 * 24 * time.Hour},
 					Metrics:   MetricsConfig{Listen: "127.0.0.1:9464"},
 				}
 				if !reflect.DeepEqual(cfg, want) {

@@ -104,6 +104,9 @@ func (c Config) Validate() error {
 		add("proxy.rate_per_key and proxy.burst_per_key must not be negative (0 means no limit) — proxy.rate_per_key 和 proxy.burst_per_key 不能为负数（0 表示不限速）")
 	}
 
+	if c.MsgLog.Retention != 0 && c.MsgLog.Retention < 72*time.Hour {
+		add("msglog.retention must be 0 (keep for ever) or at least 72h: the 48-hour customer-service window is read from the log (got %s) — msglog.retention 必须为 0（永久保留）或至少 72h（48 小时客服消息窗口依据消息记录判断）", c.MsgLog.Retention)
+	}
 	if c.Followers.SyncEvery != 0 && c.Followers.SyncEvery < time.Hour {
 		add("followers.sync_every must be 0 (off) or at least 1h: user/get has a daily quota (got %s) — followers.sync_every 必须为 0（关闭）或至少 1h（user/get 有每日调用次数限制）", c.Followers.SyncEvery)
 	}

@@ -62,6 +62,15 @@ func TestValidate(t *testing.T) {
 			want:   []string{`account "main": previous_encoding_aes_key must be exactly 43 characters (got 5) — 旧的 EncodingAESKey 必须是 43 个字符（当前 5 个）`},
 		},
 		{
+			name:   "message log retention too short",
+			change: func(c *Config) { c.MsgLog.Retention = time.Hour },
+			want:   []string{`msglog.retention must be 0 (keep for ever) or at least 72h: the 48-hour customer-service window is read from the log (got 1h0m0s) — msglog.retention 必须为 0（永久保留）或至少 72h（48 小时客服消息窗口依据消息记录判断）`},
+		},
+		{
+			name:   "message log kept for ever",
+			change: func(c *Config) { c.MsgLog.Retention = 0 },
+		},
+		{
 			name:   "missing token",
 			change: func(c *Config) { c.Accounts[0].Token = "" },
 			want:   []string{`account "main": token is required — 缺少 Token（公众号后台 开发 → 基本配置 → 服务器配置 里填写的令牌）`},

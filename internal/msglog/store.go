@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -225,16 +226,25 @@ func (s *Store) Count(ctx context.Context, account string) (int64, error) {
 	return n, nil
 }
 
-// deleteChunk bounds each retention delete, so SQLite's single write lock is
-// never held long enough to stall the callbacks being logged meanwhile.
-const deleteChunk = 1000
+// deleteChunk bounds each retention delete, and deletePause separates two,
+// so that SQLite's single write lock is never held long enough to stall the
+// callbacks being logged meanwhile.
+const (
+	deleteChunk = 1000
+	deletePause = 10 * time.Millisecond
+)
 
-// DeleteOlderThan removes pushes received before cutoff and returns how many.
+// DeleteOlderThan removes pushes received before cutoff, a chunk at a time,
+// and returns how many. Each chunk looks at the oldest deleteChunk rows by
+// id only (ids grow with arrival), so no delete ever scans the table, and
+// the job ends at the first chunk with nothing old left in it.
 func (s *Store) DeleteOlderThan(ctx context.Context, cutoff time.Time) (int64, error) {
 	var total int64
 	for {
 		res, err := s.db.ExecContext(ctx,
-			`DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages WHERE received_at < $1 ORDER BY id LIMIT $2)`,
+			`DELETE FROM inbound_messages WHERE id IN (
+				SELECT id FROM (SELECT id, received_at FROM inbound_messages ORDER BY id LIMIT $2) oldest
+				WHERE received_at < $1)`,
 			db.Timestamp(cutoff), deleteChunk)
 		if err != nil {
 			return total, fmt.Errorf("msglog: retention: %w", err)
@@ -244,8 +254,45 @@ func (s *Store) DeleteOlderThan(ctx context.Context, cutoff time.Time) (int64, e
 			return total, fmt.Errorf("msglog: retention: %w", err)
 		}
 		total += n
-		if n < deleteChunk {
+		if n == 0 {
 			return total, nil
+		}
+		select {
+		case <-ctx.Done():
+			return total, ctx.Err()
+		case <-time.After(deletePause):
+		}
+	}
+}
+
+// RetentionEvery is how often RunRetention looks for pushes to delete.
+const RetentionEvery = 10 * time.Minute
+
+// RunRetention deletes the pushes older than keep, at start and then every
+// RetentionEvery, until ctx ends. Every instance may run it: the deletes
+// are idempotent.
+func (s *Store) RunRetention(ctx context.Context, keep time.Duration, log *slog.Logger) {
+	if keep <= 0 {
+		return
+	}
+	t := time.NewTicker(RetentionEvery)
+	defer t.Stop()
+	for {
+		start := s.now()
+		n, err := s.DeleteOlderThan(ctx, start.Add(-keep))
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.WarnContext(ctx, "msglog: deleting old pushes", slog.String("error", err.Error()))
+		case n > 0:
+			log.InfoContext(ctx, "msglog: deleted pushes past msglog.retention", slog.Int64("rows", n),
+				slog.Duration("retention", keep), slog.Duration("took", s.now().Sub(start)))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

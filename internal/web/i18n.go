@@ -9,7 +9,7 @@ type texts map[string][2]string
 // catalogs are every page file's texts.
 var catalogs = []texts{
 	coreTexts, statusTexts, dashboardTexts, followerTexts, sendTexts, messageTexts, templateTexts,
-	scheduleTexts, bindingTexts, replyTexts, keyTexts, accountTexts, auditTexts,
+	scheduleTexts, bindingTexts, replyTexts, keyTexts, accountTexts, auditTexts, apiContractTexts,
 }
 
 func buildCatalog() (map[string][2]string, error) {

@@ -55,8 +55,10 @@ type Options struct {
 	// SimulatorURL, when set (wxgate demo), is linked as the phone to try
 	// things on.
 	SimulatorURL string
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// OpenAPI is /api/v1's contract document, shown rendered at /admin/api.
+	OpenAPI []byte
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Console is the /admin/ handler.
@@ -121,6 +123,7 @@ func New(opts Options) (*Console, error) {
 	c.keyRoutes()
 	c.accountRoutes()
 	c.auditRoutes()
+	c.apiContractRoutes()
 
 	// Unknown pages are shown inside the console, for signed-in admins.
 	c.mux.Handle("/admin/", c.requireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

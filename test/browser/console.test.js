@@ -129,6 +129,7 @@ const pages = [
   ["send", "/admin/send"],
   ["accounts", "/admin/accounts"],
   ["audit", "/admin/audit"],
+  ["api", "/admin/api"],
 ];
 
 for (const [lang, code] of [["zh-CN", "zh"], ["en-US", "en"]]) {
