@@ -127,6 +127,7 @@ test("sign in with the password, switch language, and it is remembered", async (
 // pages are shown in the screenshots and checked at both widths.
 const pages = [
   ["send", "/admin/send"],
+  ["followers", "/admin/followers"],
   ["accounts", "/admin/accounts"],
   ["audit", "/admin/audit"],
   ["api", "/admin/api"],
