@@ -25,6 +25,8 @@ type followersView struct {
 	Rows                       []followerRow
 	// Next is the link to the next page; "" on the last.
 	Next string
+	// Paged is set past the first page, which then links back to it.
+	Paged bool
 	// Total and SubscribedTotal count the account's (or every account's)
 	// followers, for the heading.
 	Total, SubscribedTotal int64
@@ -47,6 +49,7 @@ func (c *Console) followersPage(w http.ResponseWriter, r *http.Request) {
 	default:
 		v.Subscribed = ""
 	}
+	v.Paged = f.Cursor != ""
 	list, next, err := c.opts.Followers.Search(r.Context(), f)
 	if err != nil {
 		c.fail(w, r, err)
