@@ -356,9 +356,15 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 	results := make([]Result, len(batch))
 	firstOf := make(map[dedupKey]int, len(batch))
 	unique := make([]int, 0, len(batch))
+	// repeats counts the extra deliveries of a push within the batch.
+	var repeats map[dedupKey]int
 	for i, r := range batch {
 		k := dedupKey{r.entry.Account, r.entry.DedupKey}
 		if _, seen := firstOf[k]; seen {
+			if repeats == nil {
+				repeats = make(map[dedupKey]int)
+			}
+			repeats[k]++
 			continue
 		}
 		firstOf[k] = i
@@ -421,6 +427,11 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 		k := dedupKey{e.Account, e.DedupKey}
 		if id, ok := inserted[k]; ok {
 			results[i] = Result{ID: id, Status: e.Status, ReplyBody: e.ReplyBody}
+			if n := repeats[k]; n > 0 {
+				if _, err := tx.ExecContext(ctx, `UPDATE inbound_messages SET retries = $1 WHERE id = $2`, n, id); err != nil {
+					return nil, fmt.Errorf("msglog: count retries: %w", err)
+				}
+			}
 			continue
 		}
 		// Logged before (a retry, or another instance got it first): read
@@ -429,9 +440,10 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 			status string
 			body   string
 		)
+		// Counting the retry in the same statement costs no extra round trip.
 		err := tx.QueryRowContext(ctx,
-			`SELECT id, reply_status, reply_body FROM inbound_messages WHERE account = $1 AND dedup_key = $2`,
-			e.Account, e.DedupKey).Scan(&results[i].ID, &status, &body)
+			`UPDATE inbound_messages SET retries = retries + $3 WHERE account = $1 AND dedup_key = $2 RETURNING id, reply_status, reply_body`,
+			e.Account, e.DedupKey, 1+repeats[k]).Scan(&results[i].ID, &status, &body)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("msglog: %s/%s neither inserted nor found", e.Account, e.DedupKey)
 		}

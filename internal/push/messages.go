@@ -173,6 +173,8 @@ type ListFilter struct {
 	Template string
 	// Status keeps messages with at least one recipient in this status.
 	Status string
+	// Recipient keeps messages to this openid, unionid or external id.
+	Recipient string
 	Since  time.Time
 	Until  time.Time
 	// Before is the id of the last message of the previous page.
@@ -218,6 +220,10 @@ func (s *Service) ListMessages(ctx context.Context, f ListFilter) (MessageList, 
 	}
 	if f.Status != "" {
 		where = append(where, "EXISTS (SELECT 1 FROM push_recipients r WHERE r.message_id = m.id AND r.status = "+arg(f.Status)+")")
+	}
+	if f.Recipient != "" {
+		v := arg(f.Recipient)
+		where = append(where, "EXISTS (SELECT 1 FROM push_recipients r WHERE r.message_id = m.id AND (r.openid = "+v+" OR r.to_value = "+v+"))")
 	}
 	if f.Before != "" {
 		var at time.Time

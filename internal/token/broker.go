@@ -595,3 +595,35 @@ func checkForceBudget(account string, usedToday int, last, now time.Time) error 
 	}
 	return nil
 }
+
+// History is what the shared tokens row tells of an account's refreshes,
+// for the console: across every instance, never the token itself.
+type History struct {
+	// Refreshes counts the tokens fetched from WeChat so far (the row's
+	// version).
+	Refreshes int64
+	// LastRefreshAt is when the current token was fetched.
+	LastRefreshAt time.Time
+	// ForceRefreshesToday counts today's (Beijing) force_refresh calls, of
+	// ForceRefreshPerDay.
+	ForceRefreshesToday int
+	// LastError, LastErrcode and LastErrorAt describe the last failed
+	// refresh; empty after a success.
+	LastError   string
+	LastErrcode int
+	LastErrorAt time.Time
+}
+
+// History reads the broker's row.
+func (b *Broker) History(ctx context.Context) (History, error) {
+	r, err := b.st.load(ctx)
+	if err != nil {
+		return History{}, err
+	}
+	h := History{Refreshes: r.Version, LastRefreshAt: r.FetchedAt, LastError: r.LastError,
+		LastErrcode: r.LastErrcode, LastErrorAt: r.LastErrorAt}
+	if r.ForceDay == wechat.QuotaDay(b.now()) {
+		h.ForceRefreshesToday = r.ForceCount
+	}
+	return h, nil
+}

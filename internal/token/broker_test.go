@@ -252,6 +252,12 @@ func TestInvalidateComparesAndRefreshes(t *testing.T) {
 		if got := mustToken(t, b1); got != fresh || bd.wechat.upstream() != 2 {
 			t.Fatalf("instance 2: %s (want %s), %d upstream calls", got, fresh, bd.wechat.upstream())
 		}
+		// Both instances read the same history: two tokens fetched, no error.
+		for _, b := range []*Broker{b0, b1} {
+			if h, err := b.History(ctx); err != nil || h.Refreshes != 2 || h.LastRefreshAt.IsZero() || h.LastError != "" {
+				t.Fatalf("history = %+v, %v", h, err)
+			}
+		}
 	})
 }
 
@@ -441,6 +447,11 @@ func TestLoserReportsWinnersError(t *testing.T) {
 		}
 		if n := bd.wechat.upstream(); n != 0 {
 			t.Fatalf("the waiting instance called WeChat %d times", n)
+		}
+		// The console shows the failure from the shared row.
+		h, err := b.History(ctx)
+		if err != nil || h.Refreshes != 0 || h.LastErrcode != -1 || !strings.Contains(h.LastError, "system error") || h.LastErrorAt.IsZero() {
+			t.Fatalf("history = %+v, %v", h, err)
 		}
 	})
 }

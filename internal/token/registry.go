@@ -146,3 +146,14 @@ func (r *Registry) Status(account string) (Status, bool) {
 	}
 	return b.Status(), true
 }
+
+// History reads an account's refresh history; ok is false for an account
+// without a broker (no AppSecret).
+func (r *Registry) History(ctx context.Context, account string) (h History, ok bool, err error) {
+	b, found := r.Broker(account)
+	if !found {
+		return History{}, false, nil
+	}
+	h, err = b.History(ctx)
+	return h, err == nil, err
+}

@@ -89,6 +89,7 @@ var statusTexts = texts{
 	"status.in_flight":   {"发送中", "sending"},
 	"status.sent":        {"已发送", "sent"},
 	"status.delivered":   {"已送达", "delivered"},
+	"status.blocked":     {"被拒收", "blocked"},
 	"status.failed":      {"失败", "failed"},
 	"status.unconfirmed": {"未确认", "unconfirmed"},
 	"status.retrying":    {"重试中", "retrying"},

@@ -191,5 +191,5 @@ func sessionFrom(ctx context.Context) auth.Session {
 
 // home sends a signed-in admin to the dashboard.
 func (c *Console) home(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, "/admin/send", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/dashboard", http.StatusSeeOther)
 }

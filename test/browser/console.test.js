@@ -126,7 +126,9 @@ test("sign in with the password, switch language, and it is remembered", async (
 
 // pages are shown in the screenshots and checked at both widths.
 const pages = [
+  ["dashboard", "/admin/dashboard"],
   ["send", "/admin/send"],
+  ["messages", "/admin/messages"],
   ["followers", "/admin/followers"],
   ["accounts", "/admin/accounts"],
   ["audit", "/admin/audit"],
