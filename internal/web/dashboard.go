@@ -49,7 +49,7 @@ type dashboardView struct {
 
 	HasToken  bool
 	Token     token.Status
-	TokenLeft string
+	TokenLeft int64 // minutes; 0 when there is no token
 	History   token.History
 
 	Chart barChart
@@ -130,7 +130,7 @@ func (c *Console) dashboardPage(w http.ResponseWriter, r *http.Request) {
 		v.Token, v.HasToken = c.opts.Tokens.Status(v.Account)
 		if v.HasToken {
 			if !v.Token.ExpiresAt.IsZero() {
-				v.TokenLeft = v.Token.ExpiresAt.Sub(now).Round(time.Minute).String()
+				v.TokenLeft = max(int64(v.Token.ExpiresAt.Sub(now)/time.Minute), 1)
 			}
 			if v.History, _, err = c.opts.Tokens.History(ctx, v.Account); err != nil {
 				c.fail(w, r, err)
@@ -182,7 +182,7 @@ type chartLabel struct {
 const (
 	chartWidth  = 720
 	chartHeight = 220
-	chartLeft   = 44
+	chartLeft   = 60
 	chartRight  = 8
 	chartTop    = 10
 	chartBottom = 190
@@ -275,10 +275,10 @@ var dashboardTexts = texts{
 	"dashboard.reason":           {"原因", "Reason"},
 	"dashboard.no_failures":      {"没有失败。", "No failure."},
 	"dashboard.token":            {"access_token", "access_token"},
-	"dashboard.token_left":       {"约 %s 后过期", "expires in about %s"},
+	"dashboard.token_left":       {"约 %d 分钟后过期", "expires in about %d min"},
 	"dashboard.token_none":       {"尚未获取", "not fetched yet"},
 	"dashboard.token_paused":     {"已暂停刷新，直到 %s：%s", "refresh paused until %s: %s"},
-	"dashboard.token_refreshes":  {"已获取 %d 次，最近一次 %s", "fetched %d times, last at %s"},
+	"dashboard.token_refreshes":  {"已获取 %d 次，最近一次 %s", "tokens fetched: %d, the last at %s"},
 	"dashboard.token_force":      {"今天强制刷新 %d / 20 次", "%d of 20 force refreshes used today"},
 	"dashboard.token_error":      {"最近一次刷新失败（%s）：%s", "Last refresh failed (%s): %s"},
 	"dashboard.token_no_secret":  {"未配置 AppSecret：不调用微信接口。", "No AppSecret: no API calls."},

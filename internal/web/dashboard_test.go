@@ -30,7 +30,7 @@ func TestDashboardShowsStoredFiguresAndAChart(t *testing.T) {
 		t.Fatalf("the demo has %d pushes and %d followers; the test needs some", pushes, following)
 	}
 	for _, rng := range []string{"24h", "7d"} {
-		page := b.get("/admin/dashboard?account=demo&range=" + rng).page(t, http.StatusOK)
+		page := b.get("/admin/dashboard?account=demo&range="+rng).page(t, http.StatusOK)
 		got := func(name string) int64 {
 			m := statValue(name).FindStringSubmatch(page)
 			if m == nil {

@@ -71,7 +71,7 @@ func TestMessagesListFiltersAndResendsAFailedRecipient(t *testing.T) {
 		t.Fatalf("errcode %v, want 40003", code)
 	}
 
-	list := b.get("/admin/messages?account=demo&status=failed&recipient=" + url.QueryEscape(stranger)).page(t, http.StatusOK)
+	list := b.get("/admin/messages?account=demo&status=failed&recipient="+url.QueryEscape(stranger)).page(t, http.StatusOK)
 	if !strings.Contains(list, `data-message="`+id+`"`) || strings.Count(list, "data-message=") != 1 {
 		t.Fatalf("the failed message is not the one listed for its recipient:\n%s", list)
 	}
@@ -82,7 +82,7 @@ func TestMessagesListFiltersAndResendsAFailedRecipient(t *testing.T) {
 		t.Fatalf("a bad date: %d, want 400 with the expected format", bad.status)
 	}
 
-	page := b.get("/admin/messages/" + id).page(t, http.StatusOK)
+	page := b.get("/admin/messages/"+id).page(t, http.StatusOK)
 	if !strings.Contains(page, "40003") || !strings.Contains(page, `data-test="resend"`) {
 		t.Fatalf("the message page lacks the errcode or the resend button:\n%s", page)
 	}
@@ -129,7 +129,7 @@ func TestResendOfADeliveredRecipientIsRefused(t *testing.T) {
 		t.Fatalf("send: %d → %s", r.status, r.location)
 	}
 	waitFor(t, 30*time.Second, "delivered", func() bool { return firstRecipient(t, b.env, m[1])["status"] == "delivered" })
-	page := b.get("/admin/messages/" + m[1]).page(t, http.StatusOK)
+	page := b.get("/admin/messages/"+m[1]).page(t, http.StatusOK)
 	if strings.Contains(page, `data-test="resend"`) {
 		t.Error("a delivered recipient offers a resend")
 	}

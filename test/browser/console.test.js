@@ -196,3 +196,24 @@ test("send a card from the composer and see it arrive on the simulator's phone",
   });
   await shot(phone, "simulator-phone-card");
 });
+
+test("the message list and the dashboard show what was sent", async (t) => {
+  const page = await newPage(t, { lang: "zh-CN" });
+  await signIn(page);
+  await page.goto(GW + "/admin/messages?account=demo");
+  const row = page.locator('[data-test="message-list"] tr[data-message]').first();
+  await row.waitFor();
+  await shot(page, "messages-list-zh-desktop");
+  await Promise.all([page.waitForURL(/\/admin\/messages\/[^/?]+$/), row.locator("a").click()]);
+  await page.waitForSelector('[data-test="send-done"]');
+  assert.match(await page.textContent('[data-test="send-progress"]'), /已送达/);
+  await page.goto(GW + "/admin/dashboard?account=demo");
+  const sends = Number(await page.textContent('[data-test="stat-sends"] .value'));
+  assert.ok(sends >= 1, `sends shown: ${sends}`);
+  assert.ok(await page.locator('svg[data-test="dashboard-chart"] rect.s2[height]:not([height="0"])').count() >= 1, "no send bar drawn");
+  await shot(page, "dashboard-after-send-zh-desktop");
+  const phone = await newPage(t, { lang: "en-US", viewport: PHONE });
+  await signIn(phone);
+  await phone.goto(GW + "/admin/dashboard?account=demo");
+  await shot(phone, "dashboard-after-send-en-phone");
+});
