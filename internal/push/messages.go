@@ -96,32 +96,17 @@ func (s *Service) GetMessage(ctx context.Context, id string, page RecipientPage)
 	if limit < 0 {
 		return m, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, to_kind, to_value, openid, channel, status, reason, msgid, errcode, errmsg, attempts,
-    created_at, sent_at, done_at FROM push_recipients WHERE message_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, id, page.After, limit+1)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+recipientFields+` FROM push_recipients WHERE message_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		id, page.After, limit+1)
 	if err != nil {
 		return Message{}, fmt.Errorf("push: recipients of %s: %w", id, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			r           Recipient
-			kind, value string
-			msgID, code sql.NullInt64
-			sent, done  sql.NullTime
-		)
-		if err := rows.Scan(&r.Seq, &kind, &value, &r.OpenID, &r.Channel, &r.Status, &r.Reason, &msgID, &code, &r.ErrMsg, &r.Attempts,
-			&r.QueuedAt, &sent, &done); err != nil {
+		r, err := scanRecipient(rows)
+		if err != nil {
 			return Message{}, fmt.Errorf("push: recipients of %s: %w", id, err)
 		}
-		switch kind {
-		case toUnionID:
-			r.UnionID = value
-		case toExternalID:
-			r.ExternalID = value
-		}
-		r.MsgID, r.ErrCode = msgID.Int64, int(code.Int64)
-		r.QueuedAt = r.QueuedAt.UTC()
-		r.SentAt, r.DoneAt = timePtr(sent), timePtr(done)
 		m.Recipients = append(m.Recipients, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -132,6 +117,73 @@ func (s *Service) GetMessage(ctx context.Context, id string, page RecipientPage)
 		m.NextAfter = m.Recipients[limit-1].Seq
 	}
 	return m, nil
+}
+
+// recipientFields are the push_recipients columns scanRecipient reads.
+const recipientFields = `seq, to_kind, to_value, openid, channel, status, reason, msgid, errcode, errmsg, attempts, created_at, sent_at, done_at`
+
+// scanRecipient reads recipientFields, then extra (further columns of the
+// query, in order).
+func scanRecipient(sc interface{ Scan(...any) error }, extra ...any) (Recipient, error) {
+	var (
+		r           Recipient
+		kind, value string
+		msgID, code sql.NullInt64
+		sent, done  sql.NullTime
+	)
+	dest := append([]any{&r.Seq, &kind, &value, &r.OpenID, &r.Channel, &r.Status, &r.Reason, &msgID, &code, &r.ErrMsg, &r.Attempts,
+		&r.QueuedAt, &sent, &done}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return Recipient{}, err
+	}
+	switch kind {
+	case toUnionID:
+		r.UnionID = value
+	case toExternalID:
+		r.ExternalID = value
+	}
+	r.MsgID, r.ErrCode = msgID.Int64, int(code.Int64)
+	r.QueuedAt = r.QueuedAt.UTC()
+	r.SentAt, r.DoneAt = timePtr(sent), timePtr(done)
+	return r, nil
+}
+
+// Delivery is one message to one follower, for the follower's timeline.
+type Delivery struct {
+	MessageID string `json:"message_id"`
+	Template  string `json:"template,omitempty"`
+	Recipient
+}
+
+// DeliveriesTo returns the newest messages to an openid of an account
+// (at most limit, default 50), newest first, with each one's state.
+func (s *Service) DeliveriesTo(ctx context.Context, account, openid string, limit int) ([]Delivery, error) {
+	limit = db.PageLimit(limit, 50, 500)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+prefixed("r.", recipientFields)+`, m.id, m.template
+FROM push_recipients r JOIN push_messages m ON m.id = r.message_id
+WHERE r.account = $1 AND r.openid = $2 ORDER BY r.id DESC LIMIT $3`, account, openid, limit)
+	if err != nil {
+		return nil, fmt.Errorf("push: messages to %s: %w", openid, err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		var d Delivery
+		if d.Recipient, err = scanRecipient(rows, &d.MessageID, &d.Template); err != nil {
+			return nil, fmt.Errorf("push: messages to %s: %w", openid, err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// prefixed qualifies each column of a list with a table alias.
+func prefixed(alias, columns string) string {
+	parts := strings.Split(columns, ", ")
+	for i, p := range parts {
+		parts[i] = alias + p
+	}
+	return strings.Join(parts, ", ")
 }
 
 // counts returns the recipients per status of each message.
@@ -175,8 +227,8 @@ type ListFilter struct {
 	Status string
 	// Recipient keeps messages to this openid, unionid or external id.
 	Recipient string
-	Since  time.Time
-	Until  time.Time
+	Since     time.Time
+	Until     time.Time
 	// Before is the id of the last message of the previous page.
 	Before string
 	Limit  int

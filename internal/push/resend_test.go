@@ -70,6 +70,12 @@ func TestResendFailedRecipientAndStats(t *testing.T) {
 			t.Fatalf("alice's inbox has %d cards, want 1", len(items))
 		}
 
+		// The follower's timeline has the one message, delivered.
+		ds, err := b.svc.DeliveriesTo(ctx, "main", alice, 10)
+		if err != nil || len(ds) != 1 || ds[0].MessageID != res.Accepted.ID || ds[0].Status != "delivered" || ds[0].Template != "new_visitor" {
+			t.Fatalf("deliveries to alice: %+v, %v", ds, err)
+		}
+
 		// Only a failed recipient is sent again.
 		var pe *problem.Error
 		if _, err := b.svc.Resend(ctx, res.Accepted.ID, 1); !errors.As(err, &pe) || pe.Code != "not_resendable" || pe.Status() != 409 {

@@ -105,6 +105,8 @@ var statusTexts = texts{
 	"status.expired":     {"已过期", "expired"},
 	"status.used":        {"已使用", "used"},
 	"status.replied":     {"已回复", "replied"},
+	"status.empty":       {"未回复", "no reply"},
+	"status.deferred":    {"异步处理", "deferred"},
 	"status.received":    {"已接收", "received"},
 	"status.duplicate":   {"重复", "duplicate"},
 	"status.error":       {"出错", "error"},

@@ -217,3 +217,24 @@ test("the message list and the dashboard show what was sent", async (t) => {
   await phone.goto(GW + "/admin/dashboard?account=demo");
   await shot(phone, "dashboard-after-send-en-phone");
 });
+
+test("open a follower's page, then run a full sync and watch it complete", async (t) => {
+  for (const [lang, code, viewport, width] of [["zh-CN", "zh", DESKTOP, "desktop"], ["en-US", "en", PHONE, "phone"]]) {
+    const page = await newPage(t, { lang, viewport });
+    await signIn(page);
+    await page.goto(GW + "/admin/followers?account=demo");
+    const link = page.locator('[data-test="follower-list"] tr[data-openid] a').first();
+    await Promise.all([page.waitForURL(/\/admin\/followers\/demo\/[^/]+$/), link.click()]);
+    await page.waitForSelector('[data-test="timeline-in"]');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `the follower page is ${overflow}px wider than the window`);
+    await shot(page, `follower-${code}-${width}`);
+    if (code === "zh") {
+      await page.goto(GW + "/admin/followers?account=demo");
+      await Promise.all([page.waitForURL(/\/admin\/followers\/sync\?/), page.click('[data-test="sync-start"] button')]);
+      await page.waitForSelector('[data-test="sync-done"]', { timeout: 60000 });
+      assert.match(await page.textContent('[data-test="sync-progress"]'), /已完成/);
+      await shot(page, "follower-sync-zh-desktop");
+    }
+  }
+});

@@ -1,0 +1,194 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/msglog"
+	"github.com/wxgate/wxgate/internal/problem"
+	"github.com/wxgate/wxgate/internal/push"
+)
+
+// followerView is one follower's page.
+type followerView struct {
+	Follower   follower.Follower
+	Person     follower.Person
+	Bindings   []follower.Binding
+	Attributes []attribute
+	HasAttrs   bool
+	Timeline   []timelineEntry
+}
+
+type attribute struct{ Name, Value string }
+
+// timelineEntry is a push from the follower (In) or a message to them.
+type timelineEntry struct {
+	At  time.Time
+	In  *msglog.Message
+	Out *push.Delivery
+	// Text is what the follower wrote (text messages), or the event key.
+	Text string
+}
+
+// timelineLength is how many pushes and how many messages the page shows.
+const timelineLength = 50
+
+// followerPage is GET /admin/followers/{account}/{openid}.
+func (c *Console) followerPage(w http.ResponseWriter, r *http.Request) {
+	if c.opts.Followers == nil {
+		c.fail(w, r, errPageNotFound)
+		return
+	}
+	ctx := r.Context()
+	account, openid := r.PathValue("account"), r.PathValue("openid")
+	f, err := c.opts.Followers.Get(ctx, account, openid)
+	if err != nil {
+		if errors.Is(err, follower.ErrNotFound) {
+			err = errPageNotFound
+		}
+		c.fail(w, r, err)
+		return
+	}
+	v := followerView{Follower: f}
+	if f.UnionID != "" {
+		if v.Person, err = c.opts.Followers.Person(ctx, f.UnionID); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+	}
+	if v.Bindings, err = c.opts.Followers.ListBindings(ctx, follower.BindingFilter{Account: account, OpenID: openid, Limit: 100}); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if c.opts.Schedules != nil {
+		attrs, err := c.opts.Schedules.Attributes(ctx, account, openid)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		v.HasAttrs = true
+		for k, val := range attrs {
+			v.Attributes = append(v.Attributes, attribute{Name: k, Value: val})
+		}
+		sort.Slice(v.Attributes, func(i, j int) bool { return v.Attributes[i].Name < v.Attributes[j].Name })
+	}
+	if c.opts.Messages != nil {
+		in, err := c.opts.Messages.ListByOpenID(ctx, account, openid, timelineLength)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		for i := range in {
+			m := &in[i]
+			v.Timeline = append(v.Timeline, timelineEntry{At: m.ReceivedAt, In: m, Text: pushText(m)})
+		}
+	}
+	if c.opts.Push != nil {
+		out, err := c.opts.Push.DeliveriesTo(ctx, account, openid, timelineLength)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		for i := range out {
+			v.Timeline = append(v.Timeline, timelineEntry{At: out[i].QueuedAt, Out: &out[i]})
+		}
+	}
+	sort.SliceStable(v.Timeline, func(i, j int) bool { return v.Timeline[i].At.After(v.Timeline[j].At) })
+	c.render(w, r, http.StatusOK, "follower", "follower.title", v, nil)
+}
+
+// pushText is the words of a push worth showing: a text message's
+// content, a menu click's key, a scan's scene.
+func pushText(m *msglog.Message) string {
+	var fields struct {
+		Content  string `json:"Content"`
+		EventKey string `json:"EventKey"`
+		Label    string `json:"Label"`
+	}
+	_ = json.Unmarshal(m.Fields, &fields)
+	switch {
+	case fields.Content != "":
+		return fields.Content
+	case fields.EventKey != "":
+		return fields.EventKey
+	}
+	return fields.Label
+}
+
+// syncView is the state of an account's full sync.
+type syncView struct {
+	Account string
+	Status  follower.SyncStatus
+	Never   bool
+	// Since (Unix ms) is when the page's sync was started: Done is set once
+	// a run has finished after it (0: any finished run).
+	Since int64
+	Done  bool
+}
+
+func (c *Console) loadSync(r *http.Request, account string) (syncView, error) {
+	if c.opts.Syncs == nil {
+		return syncView{}, errPageNotFound
+	}
+	if _, ok := c.accountNamed(account); !ok {
+		return syncView{}, problem.NotFoundf("account_not_found", "account", "unknown account %q — 账号 %q 不存在", account, account)
+	}
+	v := syncView{Account: account}
+	v.Since, _ = strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+	st, err := c.opts.Syncs.Status(r.Context(), account)
+	switch {
+	case errors.Is(err, follower.ErrNotFound):
+		v.Never = true
+	case err != nil:
+		return syncView{}, err
+	default:
+		v.Status = st
+	}
+	v.Done = !v.Never && st.Status != follower.SyncRunning && st.UpdatedAt.UnixMilli() >= v.Since
+	return v, nil
+}
+
+// syncPage is GET /admin/followers/sync?account=: the sync's progress,
+// live while it runs.
+func (c *Console) syncPage(w http.ResponseWriter, r *http.Request) {
+	v, err := c.loadSync(r, r.URL.Query().Get("account"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "follower_sync", "follower.sync_title", v, nil)
+}
+
+// syncFragment is the live region of the sync page. A sync queued but not
+// yet started shows the previous run; polling goes on until a run has
+// finished after Since.
+func (c *Console) syncFragment(w http.ResponseWriter, r *http.Request) {
+	v, err := c.loadSync(r, r.URL.Query().Get("account"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	c.fragment(w, r, "follower_sync", "sync-progress", v, v.Done)
+}
+
+// startSync is POST /admin/followers/sync (form field account).
+func (c *Console) startSync(w http.ResponseWriter, r *http.Request) {
+	account := r.PostFormValue("account")
+	if _, err := c.loadSync(r, account); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if _, _, err := c.opts.Syncs.Start(r.Context(), account); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	c.audit(r, "followers.sync", account, "")
+	q := url.Values{"account": {account}, "since": {strconv.FormatInt(c.now().UnixMilli(), 10)}}
+	http.Redirect(w, r, "/admin/followers/sync?"+q.Encode(), http.StatusSeeOther)
+}

@@ -1,0 +1,97 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A follower's page: profile, person, attributes (escaped), and the
+// timeline with their subscribe push and a card sent to them.
+func TestFollowerPageShowsProfileAttributesAndTimeline(t *testing.T) {
+	b := signedIn(t, "zh-CN")
+	env := b.env
+	var openid, unionid string
+	if err := env.DB.QueryRowContext(context.Background(),
+		`SELECT openid, COALESCE(unionid, '') FROM followers WHERE account = 'demo' AND subscribed ORDER BY openid LIMIT 1`).Scan(&openid, &unionid); err != nil {
+		t.Fatal(err)
+	}
+	apiCall(t, env, http.MethodPut, "/api/v1/followers/"+openid+"/attributes?account=demo",
+		map[string]string{"city": "<b>杭州</b>", "location": "101210101"})
+	sent := apiCall(t, env, http.MethodPost, "/api/v1/messages", map[string]any{
+		"account": "demo", "to": map[string]any{"openids": []string{openid}}, "template": "new_visitor",
+		"data": map[string]string{"customer": "钱七", "page": "楼盘F", "time": "2026-12-06 12:00"}})
+	id, _ := sent["id"].(string)
+	waitFor(t, 30*time.Second, "the card delivered", func() bool { return firstRecipient(t, env, id)["status"] == "delivered" })
+
+	list := b.get("/admin/followers?account=demo").page(t, http.StatusOK)
+	link := `/admin/followers/demo/` + openid
+	if !strings.Contains(list, `href="`+link+`"`) {
+		t.Fatalf("the list does not link to the follower's page:\n%s", list)
+	}
+	page := b.get(link).page(t, http.StatusOK)
+	for _, want := range []string{openid, `data-test="timeline-in"`, "subscribe", `data-test="timeline-out"`, `/admin/messages/` + id,
+		"&lt;b&gt;杭州&lt;/b&gt;", "101210101"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the follower page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<b>杭州") {
+		t.Error("an attribute value is not escaped")
+	}
+	if unionid != "" && !strings.Contains(page, unionid) {
+		t.Errorf("the follower page lacks the unionid %s", unionid)
+	}
+	// The newest entry comes first: the card was sent after the follow.
+	if strings.Index(page, `data-test="timeline-out"`) > strings.Index(page, `<code>event:subscribe</code>`) {
+		t.Error("the timeline is not newest first")
+	}
+	if r := b.get("/admin/followers/demo/o-nobody"); r.status != http.StatusNotFound {
+		t.Errorf("an unknown follower: %d", r.status)
+	}
+}
+
+var sinceParam = regexp.MustCompile(`since=(\d+)`)
+
+// A full sync started from the followers page runs, and its page follows
+// it live until it is completed.
+func TestFullSyncFromTheConsole(t *testing.T) {
+	b := signedIn(t, "en")
+	page := b.get("/admin/followers?account=demo").page(t, http.StatusOK)
+	if !strings.Contains(page, `data-test="sync-start"`) {
+		t.Fatal("no sync button on the followers page of an account")
+	}
+	if r := b.postRaw("/admin/followers/sync", url.Values{"account": {"demo"}}); r.status != http.StatusForbidden {
+		t.Fatalf("sync without CSRF token: %d", r.status)
+	}
+	if r := b.post("/admin/followers/sync", url.Values{"account": {"nope"}}); r.status != http.StatusNotFound {
+		t.Fatalf("sync of an unknown account: %d", r.status)
+	}
+	r := b.post("/admin/followers/sync", url.Values{"account": {"demo"}})
+	m := sinceParam.FindStringSubmatch(r.location)
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, "/admin/followers/sync?") || m == nil {
+		t.Fatalf("start: %d → %s", r.status, r.location)
+	}
+	b.get(r.location).page(t, http.StatusOK)
+	var last response
+	waitFor(t, 60*time.Second, "the sync completed", func() bool {
+		last = b.fetch(http.MethodGet, "/admin/followers/sync/status?account=demo&since="+m[1], nil)
+		return last.header.Get("X-Poll-Done") == "1"
+	})
+	var following int
+	if err := b.env.DB.QueryRowContext(context.Background(), `SELECT count(*) FROM followers WHERE account = 'demo' AND subscribed`).Scan(&following); err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`(\d+) of (\d+) openids listed`).FindStringSubmatch(last.body)
+	if !strings.Contains(last.body, "st-completed") || want == nil || want[1] != want[2] || want[1] != strconv.Itoa(following) {
+		t.Fatalf("final sync state:\n%s", last.body)
+	}
+	if audit := b.get("/admin/audit").page(t, http.StatusOK); !strings.Contains(audit, "followers.sync") {
+		t.Error("the sync is not in the audit log")
+	}
+}
