@@ -130,6 +130,7 @@ const pages = [
   ["send", "/admin/send"],
   ["messages", "/admin/messages"],
   ["followers", "/admin/followers"],
+  ["bindings", "/admin/bindings"],
   ["accounts", "/admin/accounts"],
   ["audit", "/admin/audit"],
   ["api", "/admin/api"],
@@ -237,4 +238,38 @@ test("open a follower's page, then run a full sync and watch it complete", async
       await shot(page, "follower-sync-zh-desktop");
     }
   }
+});
+
+test("make a binding QR code and scan it on the simulator's phone", async (t) => {
+  const page = await newPage(t, { lang: "zh-CN" });
+  await signIn(page);
+  await page.goto(GW + "/admin/bindings");
+  const externalID = "CRM-" + Date.now();
+  await page.fill('[data-test="binding-new"] input[name="external_id"]', externalID);
+  await Promise.all([page.waitForURL(/\/admin\/bindings\/qrcode\/[^/]+$/), page.click('[data-test="binding-new"] button[type="submit"]')]);
+  await page.waitForSelector('[data-test="qr-image"]');
+  await page.waitForFunction(() => {
+    const img = document.querySelector('[data-test="qr-image"]');
+    return img.complete && img.naturalWidth > 0;
+  });
+  const ticket = (await page.textContent('[data-test="qr-ticket"]')).trim();
+  await shot(page, "binding-qrcode-zh-desktop");
+
+  // The phone: a follower of the demo account scans the ticket.
+  const accounts = await api("GET", "/api/v1/accounts");
+  const appID = (Array.isArray(accounts) ? accounts : accounts.accounts).find((a) => a.name === "demo").app_id;
+  const followers = await api("GET", "/api/v1/followers?account=demo");
+  const openid = (followers.followers || followers.items || followers)[0].openid;
+  const phone = await newPage(t, { lang: "zh-CN", viewport: PHONE });
+  await phone.goto(`${SIM}/sim/?app_id=${appID}&openid=${openid}`);
+  await phone.fill('form.action[data-type="scan"] input[name="ticket"]', ticket);
+  await phone.click('form.action[data-type="scan"] button');
+
+  // The console page learns it by itself.
+  await page.waitForSelector('[data-test="qr-bound"]', { timeout: 30000 });
+  assert.match(await page.textContent('[data-test="qr-state"]'), new RegExp(openid));
+  await shot(page, "binding-bound-zh-desktop");
+  await page.goto(GW + "/admin/bindings?q=" + encodeURIComponent(externalID));
+  await page.waitForSelector(`[data-test="binding-list"] tr:has-text("${externalID}")`);
+  await shot(page, "bindings-zh-desktop");
 });
