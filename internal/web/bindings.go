@@ -112,9 +112,12 @@ func (c *Console) createBindQRCode(w http.ResponseWriter, r *http.Request) {
 
 // qrView is a binding QR code as it waits for its scan.
 type qrView struct {
-	Status    follower.QRCodeStatus
-	Pending   bool
-	Simulator string
+	Status follower.QRCodeStatus
+	// TicketPath is the ticket escaped for a path segment (tickets may
+	// hold "/" and "+").
+	TicketPath string
+	Pending    bool
+	Simulator  string
 }
 
 func (c *Console) loadQRCode(r *http.Request) (qrView, error) {
@@ -128,7 +131,7 @@ func (c *Console) loadQRCode(r *http.Request) (qrView, error) {
 		}
 		return qrView{}, err
 	}
-	return qrView{Status: st, Pending: st.Status == follower.QRPending, Simulator: c.opts.SimulatorURL}, nil
+	return qrView{Status: st, TicketPath: url.PathEscape(st.Ticket), Pending: st.Status == follower.QRPending, Simulator: c.opts.SimulatorURL}, nil
 }
 
 // bindQRCodePage shows the code to scan; it updates by itself when the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"html"
 	"image/png"
 	"net/http"
 	"net/url"
@@ -51,8 +52,9 @@ func TestBindingQRCodeScannedFromTheSimulator(t *testing.T) {
 		t.Fatalf("create: %d → %s %s", r.status, r.location, r.body)
 	}
 	ticket, _ := url.PathUnescape(m[1])
-	page := b.get(r.location).page(t, http.StatusOK)
-	if !strings.Contains(page, `data-test="qr-image"`) || !strings.Contains(page, ticket) || !strings.Contains(page, "等待扫码") {
+	page := html.UnescapeString(b.get(r.location).page(t, http.StatusOK))
+	if !strings.Contains(page, `data-test="qr-image"`) || !strings.Contains(page, `src="`+r.location+`/png"`) ||
+		!strings.Contains(page, `data-live="`+r.location+`/status"`) || !strings.Contains(page, "等待扫码") {
 		t.Fatalf("the QR code page:\n%s", page)
 	}
 	img := b.get(r.location + "/png")

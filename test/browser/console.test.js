@@ -130,6 +130,8 @@ const pages = [
   ["send", "/admin/send"],
   ["messages", "/admin/messages"],
   ["followers", "/admin/followers"],
+  ["schedules", "/admin/schedules"],
+  ["schedule-new", "/admin/schedules/new"],
   ["bindings", "/admin/bindings"],
   ["accounts", "/admin/accounts"],
   ["audit", "/admin/audit"],
@@ -272,4 +274,31 @@ test("make a binding QR code and scan it on the simulator's phone", async (t) =>
   await page.goto(GW + "/admin/bindings?q=" + encodeURIComponent(externalID));
   await page.waitForSelector(`[data-test="binding-list"] tr:has-text("${externalID}")`);
   await shot(page, "bindings-zh-desktop");
+});
+
+test("create a schedule, see its next times as typed, and run it now", async (t) => {
+  const page = await newPage(t, { lang: "zh-CN" });
+  await signIn(page);
+  await page.goto(GW + "/admin/schedules/new");
+  await page.fill('[data-test="schedule-cron"]', "15 8 * * 1-5");
+  await waitUntil("the next five times", async () => (await page.locator('[data-test="cron-times"] li:has-text("08:15")').count()) === 5);
+  await page.fill('[data-test="schedule-cron"]', "8:15 every day");
+  await page.waitForSelector('[data-test="cron-bad"]');
+  await page.fill('[data-test="schedule-cron"]', "15 8 * * 1-5");
+  await page.waitForSelector('[data-test="cron-times"]');
+  const followers = await api("GET", "/api/v1/followers?account=demo");
+  const openid = followers.followers[0].openid;
+  await page.fill('input[name="name"]', "浏览器测试提醒");
+  await page.selectOption('select[name="audience"]', "openids");
+  await page.fill('textarea[name="recipients"]', openid);
+  await page.fill('input[name="template"]', "new_visitor");
+  await page.fill('[data-test="schedule-data"]', "customer = 孙老板\npage = 楼盘H\ntime = 2026-12-07 08:15");
+  await shot(page, "schedule-form-zh-desktop");
+  await Promise.all([page.waitForURL(/\/admin\/schedules\/\d+\?done=saved$/), page.click('[data-test="schedule-save"]')]);
+  await Promise.all([page.waitForURL(/\/admin\/schedules\/\d+\/runs\/\d+$/), page.click('button[data-test="schedule-run"]')]);
+  await page.waitForSelector('[data-test="run-done"]', { timeout: 60000 });
+  assert.match(await page.textContent('[data-test="run-state"]'), /已送达/);
+  await shot(page, "schedule-run-zh-desktop");
+  await page.goto(GW + "/admin/schedules");
+  await shot(page, "schedules-list-zh-desktop");
 });
