@@ -133,6 +133,7 @@ const pages = [
   ["schedules", "/admin/schedules"],
   ["schedule-new", "/admin/schedules/new"],
   ["bindings", "/admin/bindings"],
+  ["replies", "/admin/replies?test=%E4%BD%A0%E5%A5%BD"],
   ["accounts", "/admin/accounts"],
   ["audit", "/admin/audit"],
   ["api", "/admin/api"],
