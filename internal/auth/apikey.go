@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Scope is a permission of an API key.
@@ -53,7 +54,7 @@ func ParseScopes(names ...string) ([]Scope, error) {
 				continue
 			}
 			if !slices.Contains(AllScopes, s) {
-				return nil, fmt.Errorf("unknown scope %q: use send, read, token, proxy or admin — 未知权限 %q（可选 send、read、token、proxy、admin）", s, s)
+				return nil, problem.Invalidf("invalid_scope", "scopes", "unknown scope %q: use send, read, token, proxy or admin — 未知权限 %q（可选 send、read、token、proxy、admin）", s, s)
 			}
 			if !slices.Contains(out, s) {
 				out = append(out, s)
@@ -61,7 +62,7 @@ func ParseScopes(names ...string) ([]Scope, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("an API key needs at least one scope: send, read, token, proxy or admin — API 密钥至少需要一个权限")
+		return nil, problem.Invalidf("scopes_required", "scopes", "an API key needs at least one scope: send, read, token, proxy or admin — API 密钥至少需要一个权限")
 	}
 	slices.Sort(out)
 	return out, nil
@@ -123,7 +124,7 @@ func NewStore(d *db.DB, now func() time.Time) *Store {
 func (s *Store) Create(ctx context.Context, name string, scopes []Scope) (string, APIKey, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
-		return "", APIKey{}, errors.New("an API key needs a name — API 密钥需要名称")
+		return "", APIKey{}, problem.Invalidf("name_required", "name", "an API key needs a name — API 密钥需要名称")
 	}
 	names := make([]string, len(scopes))
 	for i, sc := range scopes {

@@ -169,7 +169,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	console, err := web.New(web.Options{
 		Accounts: cfg.Accounts, PublicURL: cfg.PublicURL, Admins: admins, Keys: keys,
 		Followers: followers, Binder: binder, Syncs: syncJobs, Messages: messages, Push: pusher,
-		Schedules: scheduler, Replies: replies, Webhooks: webhooks, Tokens: tokens,
+		Schedules: scheduler, Replies: replies, Webhooks: webhooks, WebhookEvents: events, Tokens: tokens,
 		SimulatorURL: opts.simulatorURL, OpenAPI: api.OpenAPI(), Logger: logger.With("component", "console"),
 	})
 	if err != nil {

@@ -51,7 +51,9 @@ type Options struct {
 	Schedules *schedule.Service
 	Replies   *reply.Store
 	Webhooks  *webhook.Store
-	Tokens    *token.Registry
+	// WebhookEvents redelivers webhook deliveries.
+	WebhookEvents *webhook.Publisher
+	Tokens        *token.Registry
 	// SimulatorURL, when set (wxgate demo), is linked as the phone to try
 	// things on.
 	SimulatorURL string

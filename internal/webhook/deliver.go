@@ -22,6 +22,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/wxgate/wxgate/internal/db"
+	"github.com/wxgate/wxgate/internal/problem"
 )
 
 // Headers of a delivery.
@@ -322,4 +323,41 @@ func (w *Worker) NextRetry(job *river.Job[DeliverArgs]) time.Time {
 // Timeout bounds one attempt.
 func (w *Worker) Timeout(*river.Job[DeliverArgs]) time.Duration {
 	return attemptTimeout + 5*time.Second
+}
+
+// ErrNotRedeliverable is returned for a delivery still pending: it is on
+// its way already.
+var ErrNotRedeliverable = problem.Conflictf("delivery_pending", "id",
+	"the delivery is still pending; it is retried by itself — 该投递仍在进行中，会自动重试")
+
+// Redeliver sends a delivered, failed or cancelled delivery again (its
+// payload and event id unchanged, so a receiver that de-duplicates by
+// event id sees the same event), as a new run of attempts.
+func (p *Publisher) Redeliver(ctx context.Context, deliveryID int64) (Delivery, error) {
+	if p.jobs == nil {
+		return Delivery{}, errors.New("webhook: this process has no queue to deliver with")
+	}
+	tx, err := p.store.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("webhook: redeliver %d: %w", deliveryID, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = $2, attempts = 0, next_attempt_at = $3, delivered_at = NULL
+WHERE id = $1 AND status <> $2`, deliveryID, StatusPending, db.Timestamp(p.store.now()))
+	if err != nil {
+		return Delivery{}, fmt.Errorf("webhook: redeliver %d: %w", deliveryID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := p.store.Delivery(ctx, deliveryID); err != nil {
+			return Delivery{}, err
+		}
+		return Delivery{}, ErrNotRedeliverable
+	}
+	if _, err := p.jobs.InsertTx(ctx, tx, DeliverArgs{DeliveryID: deliveryID}, nil); err != nil {
+		return Delivery{}, fmt.Errorf("webhook: redeliver %d: %w", deliveryID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Delivery{}, fmt.Errorf("webhook: redeliver %d: %w", deliveryID, err)
+	}
+	return p.store.Delivery(ctx, deliveryID)
 }

@@ -158,6 +158,29 @@ func TestPublishAndDeliver(t *testing.T) {
 			t.Errorf("after the last attempt = %+v", d1)
 		}
 
+		// Redeliver the failed one once the receiver works again: the same
+		// event, a new run of attempts through a new job.
+		fail.Store(false)
+		queued := len(j.ids)
+		rd, err := p.Redeliver(ctx, j.ids[1])
+		if err != nil || rd.Status != webhook.StatusPending || rd.Attempts != 0 || len(j.ids) != queued+1 || j.ids[queued] != j.ids[1] {
+			t.Fatalf("redeliver = %+v, %v; %d jobs", rd, err, len(j.ids)-queued)
+		}
+		if _, err := p.Redeliver(ctx, j.ids[1]); !errors.Is(err, webhook.ErrNotRedeliverable) {
+			t.Errorf("redelivering a pending delivery: %v", err)
+		}
+		before := received.Load()
+		if err := sender.Deliver(ctx, j.ids[1], false); err != nil || received.Load() != before+1 {
+			t.Fatalf("the redelivery: %v", err)
+		}
+		if d1, _ = store.Delivery(ctx, j.ids[1]); d1.Status != webhook.StatusDelivered || d1.EventID == "" || d1.Attempts != 1 {
+			t.Errorf("after the redelivery = %+v", d1)
+		}
+		if _, err := p.Redeliver(ctx, 999999); !errors.Is(err, webhook.ErrNotFound) {
+			t.Errorf("redelivering an unknown delivery: %v", err)
+		}
+		j.ids = j.ids[:queued]
+
 		// Deleting the second endpoint cancels its pending delivery.
 		if err := store.Delete(ctx, only.ID); err != nil {
 			t.Fatal(err)

@@ -134,6 +134,7 @@ const pages = [
   ["schedule-new", "/admin/schedules/new"],
   ["bindings", "/admin/bindings"],
   ["replies", "/admin/replies?test=%E4%BD%A0%E5%A5%BD"],
+  ["keys", "/admin/keys"],
   ["accounts", "/admin/accounts"],
   ["audit", "/admin/audit"],
   ["api", "/admin/api"],
