@@ -54,6 +54,12 @@ func TestResendFailedRecipientAndStats(t *testing.T) {
 			}
 		}
 
+		// The accounts page shows them as the account's last API errors.
+		errs, err := b.svc.RecentErrors(ctx, "main", 5)
+		if err != nil || len(errs) != 2 || errs[0].ErrCode != 40003 || errs[0].MessageID != res.Accepted.ID || errs[0].ErrMsg == "" {
+			t.Fatalf("recent errors = %+v, %v", errs, err)
+		}
+
 		b.sim.ClearFaults()
 		r, err := b.svc.Resend(ctx, res.Accepted.ID, 1)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/wxgate/wxgate/internal/db"
 )
@@ -77,4 +78,35 @@ WHERE m.account = $1 AND m.created_at >= $2 GROUP BY `+bucket, account, since)
 		return Stats{}, fmt.Errorf("push: stats per step: %w", err)
 	}
 	return st, nil
+}
+
+// APIError is a WeChat error answer to a send.
+type APIError struct {
+	At        time.Time
+	ErrCode   int
+	ErrMsg    string
+	MessageID string
+	Seq       int
+}
+
+// RecentErrors returns the latest WeChat errors answered to an account's
+// sends (at most limit, default 10), newest first.
+func (s *Service) RecentErrors(ctx context.Context, account string, limit int) ([]APIError, error) {
+	limit = db.PageLimit(limit, 10, 100)
+	rows, err := s.db.QueryContext(ctx, `SELECT updated_at, errcode, errmsg, message_id, seq FROM push_recipients
+WHERE account = $1 AND errcode IS NOT NULL AND errcode <> 0 ORDER BY id DESC LIMIT $2`, account, limit)
+	if err != nil {
+		return nil, fmt.Errorf("push: recent errors: %w", err)
+	}
+	defer rows.Close()
+	var out []APIError
+	for rows.Next() {
+		var e APIError
+		if err := rows.Scan(&e.At, &e.ErrCode, &e.ErrMsg, &e.MessageID, &e.Seq); err != nil {
+			return nil, fmt.Errorf("push: recent errors: %w", err)
+		}
+		e.At = e.At.UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/msglog"
+	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/token"
 )
 
@@ -24,6 +25,10 @@ type accountCard struct {
 	Token        token.Status
 	HasToken     bool
 	TokenLeft    string
+	// History is the token's refresh record (its last failed refresh);
+	// SendErrors are WeChat's latest error answers to sends.
+	History    token.History
+	SendErrors []push.APIError
 }
 
 func (c *Console) accountsPage(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +54,22 @@ func (c *Console) accountsPage(w http.ResponseWriter, r *http.Request) {
 			if card.HasToken && !card.Token.ExpiresAt.IsZero() {
 				card.TokenLeft = card.Token.ExpiresAt.Sub(c.now()).Round(time.Minute).String()
 			}
+			if card.HasToken {
+				h, _, err := c.opts.Tokens.History(r.Context(), a.Name)
+				if err != nil {
+					c.fail(w, r, err)
+					return
+				}
+				card.History = h
+			}
+		}
+		if c.opts.Push != nil {
+			errs, err := c.opts.Push.RecentErrors(r.Context(), a.Name, 5)
+			if err != nil {
+				c.fail(w, r, err)
+				return
+			}
+			card.SendErrors = errs
 		}
 		cards = append(cards, card)
 	}
@@ -80,5 +101,9 @@ var accountTexts = texts{
 	"accounts.token_none":    {"尚未获取", "not fetched yet"},
 	"accounts.token_paused":  {"已暂停刷新，直到 %s：%s", "refresh paused until %s: %s"},
 	"accounts.no_secret":     {"未配置 AppSecret：只接收推送，不调用微信接口。", "No AppSecret configured: receives pushes, makes no API calls."},
+	"accounts.api_errors":    {"最近的接口错误", "Last API errors"},
+	"accounts.no_api_errors": {"没有：最近的调用都成功了。", "None: the recent calls all succeeded."},
+	"accounts.token_error":   {"获取 access_token 失败", "access_token refresh failed"},
+	"accounts.send_error":    {"发送", "send"},
 	"accounts.secret_note":   {"Token 和 EncodingAESKey 是密钥，只给管理员看，不要发到群里。", "The Token and EncodingAESKey are secrets: shown to admins only; do not paste them into chats."},
 }

@@ -115,6 +115,12 @@ func TestMessagesListFiltersAndResendsAFailedRecipient(t *testing.T) {
 	if audit := b.get("/admin/audit").page(t, http.StatusOK); !strings.Contains(audit, "message.resend") {
 		t.Error("the resend is not in the audit log")
 	}
+	// The accounts page lists WeChat's refusals among the last API errors.
+	accounts := b.get("/admin/accounts").page(t, http.StatusOK)
+	i := strings.Index(accounts, `data-test="api-errors"`)
+	if i < 0 || !strings.Contains(accounts[i:], "40003") || !strings.Contains(accounts[i:], "/admin/messages/"+id) {
+		t.Errorf("the accounts page does not show the 40003 of %s", id)
+	}
 }
 
 // A delivered recipient is not sent again.
