@@ -130,6 +130,7 @@ const pages = [
   ["send", "/admin/send"],
   ["messages", "/admin/messages"],
   ["followers", "/admin/followers"],
+  ["templates", "/admin/templates"],
   ["schedules", "/admin/schedules"],
   ["schedule-new", "/admin/schedules/new"],
   ["bindings", "/admin/bindings"],
