@@ -156,7 +156,7 @@ var templateTexts = texts{
 	"templates.kind":           {"类型", "Kind"},
 	"templates.kind.template":  {"模板消息", "template message"},
 	"templates.kind.subscribe": {"订阅消息", "subscription"},
-	"templates.keywords":       {"关键词（规则）", "Keywords (rule)"},
+	"templates.keywords":       {"关键词", "Keywords"},
 	"templates.source":         {"来源", "Source"},
 	"templates.removed":        {"已在微信删除", "removed at WeChat"},
 	"templates.none":           {"没有模板：点「从微信同步」。", "No template: press Sync from WeChat."},
