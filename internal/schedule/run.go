@@ -432,3 +432,42 @@ func (s *Service) markRows(ctx context.Context, runID int64, ids []any, status, 
 	}
 	return nil
 }
+
+// Trial is what a run would send one recipient now: the data rendered
+// (after the source call, when the schedule has one), or why they would
+// be skipped.
+type Trial struct {
+	OpenID      string            `json:"openid"`
+	Status      string            `json:"status"` // ready | skipped
+	Reason      string            `json:"reason,omitempty"`
+	Data        map[string]string `json:"data,omitempty"`
+	SourceCalls int               `json:"source_calls"`
+}
+
+// Try plans the schedule for one follower as a run now would (audience
+// checks, attributes, city, data source, templates) and sends nothing.
+func (s *Service) Try(ctx context.Context, id int64, openid string) (Trial, error) {
+	openid = strings.TrimSpace(openid)
+	if openid == "" {
+		return Trial{}, problem.Invalidf("openid_required", "openid", "give the openid to try the schedule for — 请填写要试运行的粉丝 openid")
+	}
+	sc, err := s.Get(ctx, id)
+	if err != nil {
+		return Trial{}, err
+	}
+	one := sc
+	one.Audience = Audience{Kind: AudienceOpenIDs, OpenIDs: []string{openid}}
+	targets, calls, err := s.plan(ctx, &one, s.now())
+	if err != nil {
+		return Trial{}, err
+	}
+	tr := Trial{OpenID: openid, Status: "skipped", SourceCalls: calls}
+	for _, t := range targets {
+		tr.Reason = t.reason
+		if t.status == rowPending {
+			tr.Status = "ready"
+			_ = json.Unmarshal([]byte(t.data), &tr.Data)
+		}
+	}
+	return tr, nil
+}

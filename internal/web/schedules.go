@@ -23,6 +23,7 @@ func (c *Console) scheduleRoutes() {
 	c.page("POST /admin/schedules/{id}/pause", c.pauseSchedule)
 	c.page("POST /admin/schedules/{id}/resume", c.resumeSchedule)
 	c.page("POST /admin/schedules/{id}/run", c.runSchedule)
+	c.page("POST /admin/schedules/{id}/try", c.trySchedule)
 	c.page("GET /admin/schedules/{id}/runs/{run}", c.runPage)
 	c.page("GET /admin/schedules/{id}/runs/{run}/status", c.runFragment)
 }
@@ -65,6 +66,10 @@ type scheduleForm struct {
 	// Schedule and Runs are set when editing.
 	Schedule *schedule.Schedule
 	Runs     []schedule.Run
+	// TryOpenID is the follower to try the schedule for; Trial what it
+	// would send them.
+	TryOpenID string
+	Trial     *schedule.Trial
 }
 
 func newScheduleForm() scheduleForm {
@@ -272,6 +277,12 @@ func (c *Console) scheduleByID(w http.ResponseWriter, r *http.Request) (*schedul
 
 // schedulePage is the edit form with the run history.
 func (c *Console) schedulePage(w http.ResponseWriter, r *http.Request) {
+	c.showSchedule(w, r, "", nil, nil)
+}
+
+// showSchedule renders a schedule's page, with a trial's outcome or its
+// error when there is one.
+func (c *Console) showSchedule(w http.ResponseWriter, r *http.Request, tryOpenID string, trial *schedule.Trial, tryErr error) {
 	s, sc, ok := c.scheduleByID(w, r)
 	if !ok {
 		return
@@ -282,8 +293,36 @@ func (c *Console) schedulePage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	f.Runs = runs
+	f.Runs, f.TryOpenID, f.Trial = runs, tryOpenID, trial
+	if f.TryOpenID == "" && len(sc.Audience.OpenIDs) > 0 {
+		f.TryOpenID = sc.Audience.OpenIDs[0]
+	}
+	if tryErr != nil {
+		p, ok := problem.As(tryErr)
+		if !ok || p.Kind == problem.Internal {
+			c.fail(w, r, tryErr)
+			return
+		}
+		c.render(w, r, p.Status(), "schedule", "schedules.edit", f, map[string]string{"try": p.In(lang(r))})
+		return
+	}
 	c.render(w, r, http.StatusOK, "schedule", "schedules.edit", f, nil)
+}
+
+// trySchedule is POST /admin/schedules/{id}/try (openid): what a run now
+// would send that follower; nothing is sent.
+func (c *Console) trySchedule(w http.ResponseWriter, r *http.Request) {
+	s, sc, ok := c.scheduleByID(w, r)
+	if !ok {
+		return
+	}
+	openid := strings.TrimSpace(r.PostFormValue("openid"))
+	tr, err := s.Try(r.Context(), sc.ID, openid)
+	if err != nil {
+		c.showSchedule(w, r, openid, nil, err)
+		return
+	}
+	c.showSchedule(w, r, openid, &tr, nil)
 }
 
 // cronView is the cron preview: the next fire times in the schedule's zone.
@@ -435,6 +474,11 @@ var scheduleTexts = texts{
 	"schedules.resume":           {"恢复", "Resume"},
 	"schedules.run_now":          {"立即运行", "Run now"},
 	"schedules.runs":             {"运行记录", "Runs"},
+	"schedules.try":              {"试运行（只算给一个粉丝看，不发送）", "Try it for one follower (nothing is sent)"},
+	"schedules.try_openid":       {"粉丝 openid", "Follower openid"},
+	"schedules.try_submit":       {"试一下", "Try"},
+	"schedules.try_ready":        {"现在运行会发给 %s 这些内容（调用数据源 %d 次）：", "A run now would send %s this (%d data source calls):"},
+	"schedules.try_skipped":      {"现在运行会跳过 %s：%s", "A run now would skip %s: %s"},
 	"schedules.no_runs":          {"还没有运行过。", "Not run yet."},
 	"schedules.due":              {"计划时间", "Due"},
 	"schedules.kind":             {"方式", "Kind"},

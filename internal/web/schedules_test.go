@@ -110,6 +110,18 @@ func TestScheduleCreatePauseRunFromTheConsole(t *testing.T) {
 		t.Fatalf("update: %d %s", r.status, r.body)
 	}
 
+	// Try it for the follower: the data as it would be sent, nothing sent.
+	tried := b.post("/admin/schedules/"+id+"/try", url.Values{"openid": {openid}})
+	if tried.status != http.StatusOK || !strings.Contains(tried.body, `data-test="try-ready"`) || !strings.Contains(tried.body, "王老板") {
+		t.Fatalf("try: %d\n%s", tried.status, tried.body)
+	}
+	if strings.Contains(tried.body, `data-test="schedule-runs"`) {
+		t.Fatal("trying recorded a run")
+	}
+	if r := b.post("/admin/schedules/"+id+"/try", url.Values{"openid": {""}}); r.status != http.StatusBadRequest || !strings.Contains(r.body, "请填写要试运行的粉丝") {
+		t.Fatalf("try without an openid: %d", r.status)
+	}
+
 	run := b.post("/admin/schedules/"+id+"/run", url.Values{})
 	if run.status != http.StatusSeeOther || !runPageURL.MatchString(run.location) {
 		t.Fatalf("run now: %d → %s", run.status, run.location)

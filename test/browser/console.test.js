@@ -298,6 +298,11 @@ test("create a schedule, see its next times as typed, and run it now", async (t)
   await page.fill('[data-test="schedule-data"]', "customer = 孙老板\npage = 楼盘H\ntime = 2026-12-07 08:15");
   await shot(page, "schedule-form-zh-desktop");
   await Promise.all([page.waitForURL(/\/admin\/schedules\/\d+\?done=saved$/), page.click('[data-test="schedule-save"]')]);
+  // Try it for the follower first: what would be sent, nothing sent.
+  await Promise.all([page.waitForURL(/\/try/), page.click('[data-test="schedule-try-submit"]')]);
+  await page.waitForSelector('[data-test="try-ready"]');
+  assert.match(await page.textContent('[data-test="try-data"]'), /孙老板/);
+  await shot(page, "schedule-try-zh-desktop");
   await Promise.all([page.waitForURL(/\/admin\/schedules\/\d+\/runs\/\d+$/), page.click('button[data-test="schedule-run"]')]);
   await page.waitForSelector('[data-test="run-done"]', { timeout: 60000 });
   assert.match(await page.textContent('[data-test="run-state"]'), /已送达/);
