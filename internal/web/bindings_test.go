@@ -86,7 +86,7 @@ func TestBindingQRCodeScannedFromTheSimulator(t *testing.T) {
 		t.Fatalf("after the scan:\n%s", last.body)
 	}
 
-	list := b.get("/admin/bindings?q=" + url.QueryEscape(externalID)).page(t, http.StatusOK)
+	list := b.get("/admin/bindings?q="+url.QueryEscape(externalID)).page(t, http.StatusOK)
 	id := regexp.MustCompile(`data-binding="(\d+)"`).FindStringSubmatch(list)
 	if id == nil || !strings.Contains(list, openid) || strings.Count(list, "data-binding=") != 1 {
 		t.Fatalf("the binding is not listed once:\n%s", list)
@@ -94,10 +94,10 @@ func TestBindingQRCodeScannedFromTheSimulator(t *testing.T) {
 	if d := b.post("/admin/bindings/"+id[1]+"/delete", url.Values{}); d.status != http.StatusSeeOther {
 		t.Fatalf("delete: %d %s", d.status, d.body)
 	}
-	if after := b.get("/admin/bindings?q=" + url.QueryEscape(externalID)).page(t, http.StatusOK); strings.Contains(after, "data-binding=") {
+	if after := b.get("/admin/bindings?q="+url.QueryEscape(externalID)).page(t, http.StatusOK); strings.Contains(after, "data-binding=") {
 		t.Fatal("the deleted binding is still listed as active")
 	}
-	history := b.get("/admin/bindings?history=1&q=" + url.QueryEscape(externalID)).page(t, http.StatusOK)
+	history := b.get("/admin/bindings?history=1&q="+url.QueryEscape(externalID)).page(t, http.StatusOK)
 	if !strings.Contains(history, "data-binding=\""+id[1]+"\"") || !strings.Contains(history, "deleted") {
 		t.Fatal("the ended binding is not in the history")
 	}

@@ -31,14 +31,14 @@ func TestAutoRepliesTestBoxAddDisableDelete(t *testing.T) {
 	if r.status != http.StatusSeeOther {
 		t.Fatalf("add: %d %s", r.status, r.body)
 	}
-	test := b.get("/admin/replies?account=demo&test=" + url.QueryEscape("请问"+word+"多少")).page(t, http.StatusOK)
+	test := b.get("/admin/replies?account=demo&test="+url.QueryEscape("请问"+word+"多少")).page(t, http.StatusOK)
 	m := regexp.MustCompile(`data-test="reply-answer" data-rule="(\d+)"`).FindStringSubmatch(test)
 	if m == nil || !strings.Contains(test, "&lt;b&gt;报价&lt;/b&gt;请联系销售") {
 		t.Fatalf("the test box does not show the new rule's answer (escaped):\n%s", test)
 	}
 	id := m[1]
 	// {content} in a reply is filled with what the follower wrote.
-	echo := b.get("/admin/replies?account=demo&test=" + url.QueryEscape("随便说点")).page(t, http.StatusOK)
+	echo := b.get("/admin/replies?account=demo&test="+url.QueryEscape("随便说点")).page(t, http.StatusOK)
 	bubble := regexp.MustCompile(`<div class="bubble">([^<]*)</div>`).FindStringSubmatch(echo)
 	if bubble == nil || !strings.Contains(bubble[1], "随便说点") || strings.Contains(bubble[1], "{content}") {
 		t.Errorf("the demo's text rule echoes the message; the test box shows %q", bubble)
@@ -46,7 +46,7 @@ func TestAutoRepliesTestBoxAddDisableDelete(t *testing.T) {
 	if r := b.post("/admin/replies/"+id+"/disable", url.Values{"account": {"demo"}}); r.status != http.StatusSeeOther {
 		t.Fatalf("disable: %d", r.status)
 	}
-	after := b.get("/admin/replies?account=demo&test=" + url.QueryEscape("请问"+word+"多少")).page(t, http.StatusOK)
+	after := b.get("/admin/replies?account=demo&test="+url.QueryEscape("请问"+word+"多少")).page(t, http.StatusOK)
 	if strings.Contains(after, `data-rule="`+id+`" `) && strings.Contains(after, `data-test="reply-answer" data-rule="`+id+`"`) {
 		t.Fatal("a disabled rule still answers")
 	}

@@ -140,7 +140,7 @@ func TestScheduleCreatePauseRunFromTheConsole(t *testing.T) {
 	if !strings.Contains(last.body, "st-done") || !strings.Contains(last.body, openid) || !strings.Contains(last.body, "st-delivered") {
 		t.Fatalf("the finished run:\n%s", last.body)
 	}
-	if hist := b.get("/admin/schedules/" + id).page(t, http.StatusOK); !strings.Contains(hist, `data-test="schedule-runs"`) {
+	if hist := b.get("/admin/schedules/"+id).page(t, http.StatusOK); !strings.Contains(hist, `data-test="schedule-runs"`) {
 		t.Error("the run is not in the schedule's history")
 	}
 	audit := b.get("/admin/audit").page(t, http.StatusOK)
