@@ -43,6 +43,9 @@ type Options struct {
 	Binder    Binder
 	Messages  MessageReader
 	Webhooks  Webhooks
+	// WebhookEvents sends a delivery again (*webhook.Publisher); nil
+	// answers 503 on the redeliver route.
+	WebhookEvents WebhookRedeliverer
 	// Syncs queues full follower syncs (*follower.SyncJobs).
 	Syncs FollowerSyncs
 	// Push sends messages and keeps the template registry and
@@ -118,10 +121,12 @@ func newHandler(opts Options) (*handler, http.Handler) {
 	handle("GET /api/v1/webhooks/{id}", need(auth.ScopeAdmin, h.getWebhook))
 	handle("DELETE /api/v1/webhooks/{id}", need(auth.ScopeAdmin, h.deleteWebhook))
 	handle("GET /api/v1/webhooks/{id}/deliveries", need(auth.ScopeAdmin, h.webhookDeliveries))
+	handle("POST /api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", need(auth.ScopeAdmin, h.redeliverWebhook))
 
 	handle("POST /api/v1/messages", need(auth.ScopeSend, h.sendMessage))
 	handle("GET /api/v1/messages", need(auth.ScopeRead, h.listMessages))
 	handle("GET /api/v1/messages/{id}", need(auth.ScopeRead, h.getMessage))
+	handle("POST /api/v1/messages/{id}/recipients/{seq}/resend", need(auth.ScopeSend, h.resendRecipient))
 	handle("GET /api/v1/templates", need(auth.ScopeRead, h.listTemplates))
 	handle("POST /api/v1/templates", need(auth.ScopeAdmin, h.putTemplate))
 	handle("POST /api/v1/templates/sync", need(auth.ScopeAdmin, h.syncTemplates))
@@ -140,6 +145,7 @@ func newHandler(opts Options) (*handler, http.Handler) {
 	handle("POST /api/v1/schedules/{id}/pause", need(auth.ScopeAdmin, h.withSchedules(h.pauseSchedule)))
 	handle("POST /api/v1/schedules/{id}/resume", need(auth.ScopeAdmin, h.withSchedules(h.resumeSchedule)))
 	handle("POST /api/v1/schedules/{id}/run", need(auth.ScopeSend, h.withSchedules(h.runSchedule)))
+	handle("POST /api/v1/schedules/{id}/try", need(auth.ScopeSend, h.withSchedules(h.trySchedule)))
 	handle("GET /api/v1/schedules/{id}/next", need(auth.ScopeRead, h.withSchedules(h.nextScheduleTimes)))
 	handle("GET /api/v1/schedules/{id}/runs", need(auth.ScopeRead, h.withSchedules(h.listScheduleRuns)))
 	handle("GET /api/v1/schedules/{id}/runs/{run_id}", need(auth.ScopeRead, h.withSchedules(h.getScheduleRun)))

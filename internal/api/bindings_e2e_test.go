@@ -122,7 +122,8 @@ func startE2E(t *testing.T, d *db.DB, binding config.BindingConfig) *e2e {
 	}
 	e.url = "http://" + ln.Addr().String()
 	sim, err := wechatsim.New(wechatsim.Config{Apps: []wechatsim.AppConfig{
-		{AppID: e2eOA, AppSecret: e2eSecret, OpenPlatform: e2eGroup, CallbackURL: e.url + "/wx/main", Token: e2eToken},
+		{AppID: e2eOA, AppSecret: e2eSecret, OpenPlatform: e2eGroup, CallbackURL: e.url + "/wx/main", Token: e2eToken,
+			Templates: []wechatsim.TemplateConfig{{ID: "TPL-R", Title: "到货通知", Content: "商品：{{thing1.DATA}}", Kind: "template"}}},
 		{AppID: e2eMP, AppSecret: e2eSecret, Kind: wechatsim.KindMiniProgram, OpenPlatform: e2eGroup},
 		{AppID: e2eSoloMP, AppSecret: e2eSecret, Kind: wechatsim.KindMiniProgram},
 	}})
@@ -187,7 +188,7 @@ func startE2E(t *testing.T, d *db.DB, binding config.BindingConfig) *e2e {
 		Messages: messages, Followers: followers,
 		Routes: map[string]http.Handler{"/api/v1/": api.New(api.Options{Accounts: cfg.Accounts, Tokens: e.tokens, Auth: keys, Now: e.now, Logger: logger,
 			Followers: followers, Binder: binder, Messages: messages, Webhooks: hooks, Push: pusher, Schedules: scheduler,
-			Audit: api.NewAuditStore(d),
+			WebhookEvents: events, Audit: api.NewAuditStore(d),
 			Syncs: follower.NewSyncJobs(q, follower.NewSyncer(d, e.now, nil))})}})
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ type Pusher interface {
 	Send(ctx context.Context, req push.Request, o push.SendOptions) (*push.SendResult, error)
 	GetMessage(ctx context.Context, id string, page push.RecipientPage) (push.Message, error)
 	ListMessages(ctx context.Context, f push.ListFilter) (push.MessageList, error)
+	Resend(ctx context.Context, messageID string, seq int) (push.Recipient, error)
 
 	Templates(ctx context.Context, account string) ([]push.Template, error)
 	PutTemplate(ctx context.Context, t push.Template) (push.Template, error)
@@ -154,4 +155,25 @@ func (h *handler) listMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, list)
+}
+
+// resendRecipient is POST /api/v1/messages/{id}/recipients/{seq}/resend
+// (scope send): a failed recipient is queued again with the message's own
+// content; any other state answers 409 not_resendable.
+func (h *handler) resendRecipient(w http.ResponseWriter, r *http.Request) {
+	if h.opts.Push == nil {
+		h.writeError(w, r, errNoPush)
+		return
+	}
+	seq, err := strconv.Atoi(r.PathValue("seq"))
+	if err != nil || seq < 1 {
+		h.writeError(w, r, problem.Invalidf("invalid_seq", "seq", "seq must be a recipient's number (1, 2, …) — seq 必须是接收人的序号"))
+		return
+	}
+	rec, err := h.opts.Push.Resend(r.Context(), r.PathValue("id"), seq)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, rec)
 }

@@ -71,13 +71,15 @@ func TestOpenAPIExamples(t *testing.T) {
 	// person who scanned a code, a follower the simulator pushed, or a
 	// wx.login code. Their error answers are validated all the same.
 	noSuccess := map[string]string{
-		"GET /api/v1/bindings/qrcode/{ticket}":     "the ticket is WeChat's, random per code",
-		"GET /api/v1/bindings/qrcode/{ticket}/png": "the ticket is WeChat's, random per code",
-		"GET /api/v1/bindings/{id}":                "a binding needs a scan",
-		"DELETE /api/v1/bindings/{id}":             "a binding needs a scan",
-		"GET /api/v1/followers/{openid}":           "no follower before a subscribe or sync",
-		"POST /api/v1/miniprogram/login":           "a code comes from wx.login",
-		"GET /api/v1/messages/{id}":                "message ids are random",
+		"GET /api/v1/bindings/qrcode/{ticket}":                       "the ticket is WeChat's, random per code",
+		"GET /api/v1/bindings/qrcode/{ticket}/png":                   "the ticket is WeChat's, random per code",
+		"GET /api/v1/bindings/{id}":                                  "a binding needs a scan",
+		"DELETE /api/v1/bindings/{id}":                               "a binding needs a scan",
+		"GET /api/v1/followers/{openid}":                             "no follower before a subscribe or sync",
+		"POST /api/v1/miniprogram/login":                             "a code comes from wx.login",
+		"GET /api/v1/messages/{id}":                                  "message ids are random",
+		"POST /api/v1/messages/{id}/recipients/{seq}/resend":         "message ids are random",
+		"POST /api/v1/webhooks/{id}/deliveries/{delivery}/redeliver": "a delivery needs an event",
 	}
 
 	answered := map[int]int{}

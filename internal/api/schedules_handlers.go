@@ -23,6 +23,7 @@ type Schedules interface {
 	Delete(ctx context.Context, id int64) error
 	SetEnabled(ctx context.Context, id int64, enabled bool) (schedule.Schedule, error)
 	RunNow(ctx context.Context, id int64) (schedule.Run, error)
+	Try(ctx context.Context, id int64, openid string) (schedule.Trial, error)
 	NextTimes(ctx context.Context, id int64, n int) ([]time.Time, error)
 	Runs(ctx context.Context, id int64, f schedule.RunFilter) ([]schedule.Run, error)
 	GetRunPage(ctx context.Context, id, runID, after int64, limit int) (schedule.RunDetail, error)
@@ -208,6 +209,28 @@ func (h *handler) runSchedule(w http.ResponseWriter, r *http.Request, s Schedule
 	}
 	w.Header().Set("Location", "/api/v1/schedules/"+strconv.FormatInt(id, 10)+"/runs/"+strconv.FormatInt(run.ID, 10))
 	writeJSON(w, http.StatusAccepted, run)
+	return nil
+}
+
+// trySchedule is POST /api/v1/schedules/{id}/try {"openid"} (scope
+// send): what a run now would send that follower (the data source is
+// called); nothing is sent.
+func (h *handler) trySchedule(w http.ResponseWriter, r *http.Request, s Schedules) error {
+	id, err := scheduleID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		OpenID string `json:"openid"`
+	}
+	if err := readScheduleBody(r, &in); err != nil {
+		return err
+	}
+	tr, err := s.Try(r.Context(), id, in.OpenID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, tr)
 	return nil
 }
 

@@ -16,6 +16,12 @@ type Webhooks interface {
 	Get(ctx context.Context, id int64) (webhook.Endpoint, error)
 	Delete(ctx context.Context, id int64) error
 	Deliveries(ctx context.Context, webhookID int64, limit int) ([]webhook.Delivery, error)
+	Delivery(ctx context.Context, id int64) (webhook.Delivery, error)
+}
+
+// WebhookRedeliverer sends a delivery again; *webhook.Publisher is one.
+type WebhookRedeliverer interface {
+	Redeliver(ctx context.Context, deliveryID int64) (webhook.Delivery, error)
 }
 
 var errNoWebhooks = &problem.Error{Kind: problem.Unavailable, Code: "not_configured",
@@ -130,4 +136,38 @@ func (h *handler) webhookDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deliveries": list})
+}
+
+// redeliverWebhook is POST /api/v1/webhooks/{id}/deliveries/{delivery}/redeliver
+// (scope admin): the delivery goes out again with its payload and event id
+// unchanged; one still pending answers 409 delivery_pending.
+func (h *handler) redeliverWebhook(w http.ResponseWriter, r *http.Request) {
+	if h.opts.Webhooks == nil || h.opts.WebhookEvents == nil {
+		h.writeError(w, r, errNoWebhooks)
+		return
+	}
+	id, err := webhookID(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	deliveryID, err := strconv.ParseInt(r.PathValue("delivery"), 10, 64)
+	if err != nil || deliveryID < 1 {
+		h.writeError(w, r, problem.Invalidf("invalid_delivery_id", "delivery", "the delivery id must be a positive integer — 投递 ID 必须是正整数"))
+		return
+	}
+	// A delivery of another endpoint is not found under this one.
+	if d, err := h.opts.Webhooks.Delivery(r.Context(), deliveryID); err != nil || d.WebhookID != id {
+		if err == nil {
+			err = webhook.ErrNotFound
+		}
+		h.writeError(w, r, err)
+		return
+	}
+	d, err := h.opts.WebhookEvents.Redeliver(r.Context(), deliveryID)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, d)
 }
