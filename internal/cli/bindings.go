@@ -54,7 +54,7 @@ func runBindings(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return nil, nil, err
 		}
-		tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now)
+		tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now, nil)
 		if err != nil {
 			_ = jobs.Stop(context.WithoutCancel(ctx))
 			return nil, nil, err

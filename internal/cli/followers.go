@@ -181,7 +181,7 @@ func followersSync(ctx context.Context, env Env, cfg config.Config, database *db
 	if a.AppSecret == "" {
 		return fmt.Errorf("account %q has no app_secret, so its followers cannot be fetched (账号 %q 未配置 AppSecret)", account, account)
 	}
-	tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now)
+	tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now, nil)
 	if err != nil {
 		return err
 	}

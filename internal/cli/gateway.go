@@ -89,12 +89,12 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	if err := database.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	tokens, err := newTokenRegistry(cfg, database, logger, time.Now)
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	tokens, err := newTokenRegistry(cfg, database, logger, time.Now, token.NewMetrics(registry))
 	if err != nil {
 		return nil, err
 	}
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// The stores, one of each.
 	followers := follower.NewStore(database, time.Now)
@@ -284,8 +284,8 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 
 // newTokenRegistry registers a token broker for every account that has an
 // AppSecret; accounts without one answer callbacks but make no API calls.
-func newTokenRegistry(cfg config.Config, database *db.DB, logger *slog.Logger, now func() time.Time) (*token.Registry, error) {
-	reg := token.NewRegistry(database, token.Options{Logger: logger.With("component", "token"), Now: now})
+func newTokenRegistry(cfg config.Config, database *db.DB, logger *slog.Logger, now func() time.Time, metrics *token.Metrics) (*token.Registry, error) {
+	reg := token.NewRegistry(database, token.Options{Logger: logger.With("component", "token"), Now: now, Metrics: metrics})
 	httpClient := wechatHTTPClient(cfg.Push.Workers)
 	for _, a := range cfg.Accounts {
 		if a.AppSecret == "" {

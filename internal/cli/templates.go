@@ -55,7 +55,7 @@ func runTemplates(ctx context.Context, env Env, args []string) error {
 	opts := push.Options{DB: database, Accounts: cfg.Accounts, Logger: discardLogger(),
 		Resolver: follower.NewStore(database, time.Now), Windows: msglog.NewWindows(database)}
 	if sub == "sync" {
-		tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now)
+		tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now, nil)
 		if err != nil {
 			return err
 		}

@@ -37,7 +37,7 @@ func runToken(ctx context.Context, env Env, args []string) error {
 	defer database.Close()
 	// The broker shares the database with running gateways: it reuses their
 	// token, and only calls WeChat under the same lease they respect.
-	tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now)
+	tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now, nil)
 	if err != nil {
 		return err
 	}

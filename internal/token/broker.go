@@ -95,6 +95,8 @@ type Options struct {
 	Now func() time.Time
 	// InstanceID names this process as the holder of the refresh lease; a random id when empty.
 	InstanceID string
+	// Metrics counts fetches; nil counts nothing.
+	Metrics *Metrics
 }
 
 // Token is an access_token with its expiry.
@@ -128,13 +130,14 @@ type current struct {
 // Broker hands out one account's access_token. It implements
 // wechat.TokenSource.
 type Broker struct {
-	cfg    Config
-	margin time.Duration
-	fetch  Fetcher
-	st     store
-	log    *slog.Logger
-	now    func() time.Time
-	holder string
+	cfg     Config
+	margin  time.Duration
+	fetch   Fetcher
+	st      store
+	log     *slog.Logger
+	now     func() time.Time
+	holder  string
+	metrics *Metrics
 
 	cur atomic.Pointer[current]
 	sf  singleflight.Group
@@ -182,14 +185,16 @@ func New(d *db.DB, fetch Fetcher, cfg Config, opts Options) (*Broker, error) {
 	if opts.InstanceID == "" {
 		opts.InstanceID = defaultInstanceID()
 	}
+	opts.Metrics.Init(cfg.Account)
 	return &Broker{
-		cfg:    cfg,
-		margin: margin,
-		fetch:  fetch,
-		st:     store{db: d, appID: cfg.AppID, mode: mode, account: cfg.Account},
-		log:    opts.Logger.With(slog.String("account", cfg.Account), slog.String("app_id", cfg.AppID), slog.String("token_mode", string(mode))),
-		now:    opts.Now,
-		holder: opts.InstanceID,
+		cfg:     cfg,
+		margin:  margin,
+		fetch:   fetch,
+		st:      store{db: d, appID: cfg.AppID, mode: mode, account: cfg.Account},
+		log:     opts.Logger.With(slog.String("account", cfg.Account), slog.String("app_id", cfg.AppID), slog.String("token_mode", string(mode))),
+		now:     opts.Now,
+		holder:  opts.InstanceID,
+		metrics: opts.Metrics,
 	}, nil
 }
 
@@ -411,6 +416,10 @@ func (b *Broker) fetchUnderLease(ctx context.Context, failed string, force bool)
 		if errors.As(err, &apiErr) {
 			code = apiErr.Code
 		}
+		if lerr := b.st.logFetch(ctx, b.st.db, start, false, force, code); lerr != nil {
+			b.log.LogAttrs(ctx, slog.LevelWarn, "token: logging the failed fetch", slog.String("error", lerr.Error()))
+		}
+		b.metrics.fetched(b.cfg.Account, false)
 		b.releaseQuietly(ctx, err.Error(), code)
 		b.log.LogAttrs(ctx, slog.LevelWarn, "token: fetching the access_token failed", slog.String("error", err.Error()))
 		if opensBreaker(err) {
@@ -435,11 +444,12 @@ func (b *Broker) fetchUnderLease(ctx context.Context, failed string, force bool)
 	expires := start.Add(at.ExpiresIn)
 	version, ok, err := b.st.save(ctx, b.holder, saved{
 		Token: at.Token, ExpiresAt: expires, FetchedAt: start,
-		ForceDay: forceDay, ForceCount: forceCount, LastForceAt: lastForce,
+		ForceDay: forceDay, ForceCount: forceCount, LastForceAt: lastForce, Forced: force,
 	})
 	if err != nil {
 		return nil, err
 	}
+	b.metrics.fetched(b.cfg.Account, true)
 	if !ok {
 		// The lease expired while WeChat answered and another instance
 		// took it. Our token is valid; serve it until the row has a newer one.
@@ -607,6 +617,9 @@ type History struct {
 	// ForceRefreshesToday counts today's (Beijing) force_refresh calls, of
 	// ForceRefreshPerDay.
 	ForceRefreshesToday int
+	// Fetches24h and Fetches7d count the calls to WeChat's token
+	// endpoint in the last 24 hours and 7 days, by outcome.
+	Fetches24h, Fetches7d FetchCounts
 	// LastError, LastErrcode and LastErrorAt describe the last failed
 	// refresh; empty after a success.
 	LastError   string
@@ -622,6 +635,13 @@ func (b *Broker) History(ctx context.Context) (History, error) {
 	}
 	h := History{Refreshes: r.Version, LastRefreshAt: r.FetchedAt, LastError: r.LastError,
 		LastErrcode: r.LastErrcode, LastErrorAt: r.LastErrorAt}
+	now := b.now()
+	if h.Fetches24h, err = b.st.fetchCounts(ctx, now.Add(-24*time.Hour)); err != nil {
+		return History{}, err
+	}
+	if h.Fetches7d, err = b.st.fetchCounts(ctx, now.Add(-7*24*time.Hour)); err != nil {
+		return History{}, err
+	}
 	if r.ForceDay == wechat.QuotaDay(b.now()) {
 		h.ForceRefreshesToday = r.ForceCount
 	}

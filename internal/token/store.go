@@ -90,6 +90,7 @@ type saved struct {
 	ForceDay    string
 	ForceCount  int
 	LastForceAt time.Time
+	Forced      bool // fetched with force_refresh
 }
 
 // save stores a fetched token and releases the lease, if holder still has
@@ -115,6 +116,9 @@ func (s *store) save(ctx context.Context, holder string, v saved) (version int64
 	}
 	if !held {
 		return 0, false, nil
+	}
+	if err := s.logFetch(ctx, tx, v.FetchedAt, true, v.Forced, 0); err != nil {
+		return 0, false, err
 	}
 	err = tx.QueryRowContext(ctx, `
 		INSERT INTO tokens (app_id, mode, account, access_token, expires_at, fetched_at, version,
@@ -174,4 +178,43 @@ func (s *store) release(ctx context.Context, holder string, now time.Time, errTe
 		return fmt.Errorf("token: releasing the refresh lease of %s: %w", s.appID, err)
 	}
 	return nil
+}
+
+// fetchLogKept is how long token_fetches rows are kept: the console's
+// longest window is 7 days.
+const fetchLogKept = 8 * 24 * time.Hour
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// logFetch records one call to WeChat's token endpoint and deletes the
+// rows past fetchLogKept.
+func (s *store) logFetch(ctx context.Context, ex execer, at time.Time, ok, forced bool, errcode int) error {
+	if _, err := ex.ExecContext(ctx, `INSERT INTO token_fetches (app_id, mode, account, at, ok, forced, errcode)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, s.appID, string(s.mode), s.account, db.Timestamp(at), ok, forced, errcode); err != nil {
+		return fmt.Errorf("token: logging a fetch of %s: %w", s.appID, err)
+	}
+	if _, err := ex.ExecContext(ctx, `DELETE FROM token_fetches WHERE at < $1`, db.Timestamp(at.Add(-fetchLogKept))); err != nil {
+		return fmt.Errorf("token: pruning the fetch log: %w", err)
+	}
+	return nil
+}
+
+// FetchCounts are an account's calls to WeChat's token endpoint in a
+// window, across every instance.
+type FetchCounts struct {
+	OK     int `json:"ok"`
+	Failed int `json:"failed"`
+}
+
+// fetchCounts counts the account's fetches since a time.
+func (s *store) fetchCounts(ctx context.Context, since time.Time) (FetchCounts, error) {
+	var c FetchCounts
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN ok THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN ok THEN 0 ELSE 1 END), 0)
+		FROM token_fetches WHERE account = $1 AND at >= $2`, s.account, db.Timestamp(since)).Scan(&c.OK, &c.Failed)
+	if err != nil {
+		return FetchCounts{}, fmt.Errorf("token: counting the fetches of %s: %w", s.account, err)
+	}
+	return c, nil
 }

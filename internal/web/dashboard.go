@@ -51,6 +51,8 @@ type dashboardView struct {
 	Token     token.Status
 	TokenLeft int64 // minutes; 0 when there is no token
 	History   token.History
+	// Fetches are the token fetches of the range (all instances).
+	Fetches token.FetchCounts
 
 	Chart barChart
 }
@@ -135,6 +137,10 @@ func (c *Console) dashboardPage(w http.ResponseWriter, r *http.Request) {
 			if v.History, _, err = c.opts.Tokens.History(ctx, v.Account); err != nil {
 				c.fail(w, r, err)
 				return
+			}
+			v.Fetches = v.History.Fetches24h
+			if rng.Step == 24*time.Hour {
+				v.Fetches = v.History.Fetches7d
 			}
 		}
 	}
@@ -278,7 +284,9 @@ var dashboardTexts = texts{
 	"dashboard.token_left":       {"约 %d 分钟后过期", "expires in about %d min"},
 	"dashboard.token_none":       {"尚未获取", "not fetched yet"},
 	"dashboard.token_paused":     {"已暂停刷新，直到 %s：%s", "refresh paused until %s: %s"},
-	"dashboard.token_refreshes":  {"已获取 %d 次，最近一次 %s", "tokens fetched: %d, the last at %s"},
+	"dashboard.token_refreshes":  {"当前令牌获取于 %s", "current token fetched at %s"},
+	"dashboard.token_fetches":    {"%s获取令牌次数：", "%s, token fetches:"},
+	"dashboard.token_failures":   {"其中失败 %d 次", "of which %d failed"},
 	"dashboard.token_force":      {"今天强制刷新 %d / 20 次", "%d of 20 force refreshes used today"},
 	"dashboard.token_error":      {"最近一次刷新失败（%s）：%s", "Last refresh failed (%s): %s"},
 	"dashboard.token_no_secret":  {"未配置 AppSecret：不调用微信接口。", "No AppSecret: no API calls."},

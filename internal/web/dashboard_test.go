@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/db"
 )
 
 var statValue = func(name string) *regexp.Regexp {
@@ -29,6 +32,29 @@ func TestDashboardShowsStoredFiguresAndAChart(t *testing.T) {
 	if pushes == 0 || following == 0 {
 		t.Fatalf("the demo has %d pushes and %d followers; the test needs some", pushes, following)
 	}
+	// Token fetches are counted over the range, across instances: one
+	// three days old counts in 7 days, not in 24 hours.
+	var fetches int
+	if err := env.DB.QueryRowContext(ctx, `SELECT count(*) FROM token_fetches WHERE account = 'demo' AND ok`).Scan(&fetches); err != nil {
+		t.Fatal(err)
+	}
+	if fetches == 0 {
+		t.Fatal("the demo fetched no token")
+	}
+	if _, err := env.DB.ExecContext(ctx, `INSERT INTO token_fetches (app_id, mode, account, at, ok, forced, errcode)
+		VALUES ('wxdemo', 'stable', 'demo', $1, TRUE, FALSE, 0), ('wxdemo', 'stable', 'demo', $1, FALSE, FALSE, 40164)`,
+		db.Timestamp(time.Now().Add(-72*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	tokenFetches := regexp.MustCompile(`data-test="token-fetches">(\d+)</strong>(（其中失败 (\d+) 次）)?`)
+	for rng, want := range map[string][]string{"24h": {strconv.Itoa(fetches), ""}, "7d": {strconv.Itoa(fetches + 1), "1"}} {
+		page := b.get("/admin/dashboard?account=demo&range="+rng).page(t, http.StatusOK)
+		m := tokenFetches.FindStringSubmatch(page)
+		if m == nil || m[1] != want[0] || m[3] != want[1] {
+			t.Errorf("%s: token fetches shown as %q, want %v", rng, m, want)
+		}
+	}
+
 	for _, rng := range []string{"24h", "7d"} {
 		page := b.get("/admin/dashboard?account=demo&range="+rng).page(t, http.StatusOK)
 		got := func(name string) int64 {
