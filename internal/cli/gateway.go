@@ -91,6 +91,9 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The shared queue and webhook backlog are read from the database at
+	// scrape time: every instance reports the cluster's figures.
+	registry.MustRegister(queue.NewCollector(database, time.Now), webhook.NewCollector(database, time.Now))
 	tokens, err := newTokenRegistry(cfg, database, logger, time.Now, token.NewMetrics(registry))
 	if err != nil {
 		return nil, err
@@ -130,7 +133,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		Events: events, Logger: logger.With("component", "bindings")})
 	pusher, err := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Jobs: jobs,
 		Resolver: followers, Windows: msglog.NewWindows(database),
-		Events: events, Logger: logger.With("component", "push"),
+		Events: events, Logger: logger.With("component", "push"), Metrics: push.NewMetrics(registry),
 		Rate: pushRate(cfg.Push), Burst: cfg.Push.Burst, CallTimeout: cfg.Push.CallTimeout,
 		ReceiptTimeout: cfg.Push.ReceiptTimeout})
 	if err != nil {

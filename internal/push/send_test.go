@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
@@ -404,7 +408,8 @@ func TestDailyQuotaSnoozesUntilReset(t *testing.T) {
 func TestPermanentFailure(t *testing.T) {
 	t.Parallel()
 	d := dbtest.SQLite(t)
-	b := setup(t, d, setupOptions{work: true})
+	reg := prometheus.NewRegistry()
+	b := setup(t, d, setupOptions{work: true, opts: push.Options{Metrics: push.NewMetrics(reg)}})
 	b.ready(t)
 	alice := b.follower(t, "alice")
 	// A raw template id unknown to WeChat: 40037.
@@ -423,5 +428,35 @@ func TestPermanentFailure(t *testing.T) {
 	}
 	if m.Recipients[0].Reason != "invalid_template" || m.Recipients[1].ErrCode != 40003 || m.Recipients[1].Reason != "invalid_openid" {
 		t.Errorf("recipients = %+v", m.Recipients)
+	}
+	// /metrics counts both calls by errcode and both failures by reason;
+	// the ok series exist at zero.
+	want := `
+# HELP wxgate_push_failed_total Recipients failed for good, by account, channel and reason (not_subscribed, no_grant, invalid_template, outcome_unknown, …).
+# TYPE wxgate_push_failed_total counter
+wxgate_push_failed_total{account="main",channel="template",reason="invalid_openid"} 1
+wxgate_push_failed_total{account="main",channel="template",reason="invalid_template"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wxgate_push_failed_total"); err != nil {
+		t.Error(err)
+	}
+	calls := map[string]float64{}
+	families, _ := reg.Gather()
+	for _, f := range families {
+		if f.GetName() != "wxgate_push_calls_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["account"] == "main" && labels["channel"] == "template" {
+				calls[labels["result"]+" "+labels["errcode"]] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if calls["error 40037"] != 1 || calls["error 40003"] != 1 || calls["ok 0"] != 0 || len(calls) != 3 {
+		t.Errorf("calls counted %v", calls)
 	}
 }

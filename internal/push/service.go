@@ -85,6 +85,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (quota day, windows, timestamps); time.Now when nil.
 	Now func() time.Time
+	// Metrics counts send calls and failures; nil counts nothing.
+	Metrics *Metrics
 	// Rate and Burst limit sends per account: across every instance on
 	// PostgreSQL (a token bucket in the database), in this process on
 	// SQLite. Rate < 0 means unlimited, 0 means DefaultRate.
@@ -172,6 +174,7 @@ func New(opts Options) (*Service, error) {
 		windows:  opts.Windows,
 		limits:   newLimiter(opts.DB, opts.Rate, opts.Burst),
 	}
+	opts.Metrics.init(opts.Accounts)
 	for _, a := range opts.Accounts {
 		s.accounts[a.Name] = a
 	}

@@ -134,6 +134,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	callCtx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	msgID, err := s.call(callCtx, client, r)
 	cancel()
+	if !errors.Is(err, context.Canceled) {
+		s.opts.Metrics.call(r.account, r.payload.Channel, err)
+	}
 	if err == nil {
 		return s.markSent(ctx, r, msgID)
 	}
@@ -410,6 +413,7 @@ func (s *Service) markFailedAs(ctx context.Context, r *recipientRow, code int, r
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("push: commit: %w", err)
 	}
+	s.opts.Metrics.fail(r.account, r.payload.Channel, reason)
 	return nil
 }
 

@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -137,6 +140,23 @@ func TestPublishAndDeliver(t *testing.T) {
 		d0, _ := store.Delivery(ctx, j.ids[0])
 		if d0.Status != webhook.StatusDelivered || d0.Attempts != 1 || d0.LastStatus != 200 || d0.DeliveredAt == nil || received.Load() != 1 {
 			t.Errorf("delivered = %+v", d0)
+		}
+		// The backlog as /metrics reports it: three still pending, the
+		// oldest about a minute old at the collector's clock.
+		backlog := webhook.NewCollector(d, func() time.Time { return time.Now().Add(time.Minute) })
+		if err := testutil.CollectAndCompare(backlog, strings.NewReader(`
+# HELP wxgate_webhook_pending_deliveries Webhook deliveries waiting for their receiver to accept them (first try or a retry).
+# TYPE wxgate_webhook_pending_deliveries gauge
+wxgate_webhook_pending_deliveries 3
+`), "wxgate_webhook_pending_deliveries"); err != nil {
+			t.Error(err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(backlog)
+		if families, err := reg.Gather(); err != nil || len(families) != 2 || families[0].GetName() != "wxgate_webhook_oldest_pending_age_seconds" {
+			t.Errorf("gathered %v, %v", families, err)
+		} else if age := families[0].GetMetric()[0].GetGauge().GetValue(); age < 55 || age > 90 {
+			t.Errorf("oldest pending delivery %.1f s old, want about 60", age)
 		}
 		// Delivering again (a job run twice) sends nothing more.
 		if err := sender.Deliver(ctx, j.ids[0], false); err != nil || received.Load() != 1 {
