@@ -173,6 +173,9 @@ func New(opts Options) (*Handler, error) {
 		h.accounts[cfg.Name] = a
 	}
 	h.metrics = newMetrics(opts.Registerer)
+	for name := range h.accounts {
+		h.metrics.initAccount(name)
+	}
 	h.bgCtx, h.bgCancel = context.WithCancel(context.Background())
 
 	h.mux = http.NewServeMux()

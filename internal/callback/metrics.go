@@ -64,6 +64,18 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
+// initAccount makes an account's everyday series exist at zero, so that
+// rate() and the alert rules (deploy/prometheus) see them from the start.
+func (m *metrics) initAccount(account string) {
+	for _, outcome := range []string{outcomeVerified, outcomeReplied, outcomeEmpty, outcomeDeferred, outcomeDuplicate,
+		CodeInvalidSignature, CodeInvalidMsgSignature, CodeDecryptFailed, CodeStorageUnavailable} {
+		m.requests.WithLabelValues(account, outcome)
+	}
+	m.duplicates.WithLabelValues(account)
+	m.hookErrors.WithLabelValues(account)
+	m.duration.WithLabelValues(account)
+}
+
 func (m *metrics) observe(account, outcome string, start time.Time) {
 	m.requests.WithLabelValues(account, outcome).Inc()
 	m.duration.WithLabelValues(account).Observe(time.Since(start).Seconds())

@@ -46,9 +46,17 @@ func (m *Metrics) init(accounts []config.Account) {
 		}
 		for _, ch := range channels {
 			m.calls.WithLabelValues(a.Name, ch, "ok", "0")
+			for _, reason := range failReasons {
+				m.failed.WithLabelValues(a.Name, ch, reason)
+			}
 		}
 	}
 }
+
+// failReasons are the reasons a recipient fails for good (failReason and
+// the pipeline's own).
+var failReasons = []string{"invalid_openid", "invalid_template", ReasonNotSubscribed, ReasonNoGrant, "invalid_data",
+	ReasonOutsideWindow, "blacklisted", "wechat_error", "error", ReasonOutcomeUnknown}
 
 func (m *Metrics) call(account, channel string, err error) {
 	if m == nil {
