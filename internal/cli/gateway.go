@@ -81,14 +81,33 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		}
 	}()
 
+	// The listener answers from the start: /readyz says 503 while the
+	// migrations run (on PostgreSQL perhaps waiting for another instance's)
+	// and the pieces are built, instead of refusing connections.
+	ln := opts.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	starting := server.NewStarting(ln)
+	handedOff := false
+	undo = append(undo, func() {
+		if !handedOff {
+			starting.Close()
+		}
+	})
+
 	database, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { database.Close() })
+	starting.Step(server.StepMigrating)
 	if err := database.Migrate(ctx); err != nil {
 		return nil, err
 	}
+	starting.Step(server.StepStarting)
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The shared queue and webhook backlog are read from the database at
@@ -211,13 +230,6 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		routes[pattern] = h
 	}
 
-	ln := opts.listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-		}
-	}
-	undo = append(undo, func() { ln.Close() })
 	metricsLn := opts.metricsListener
 	if metricsLn == nil && cfg.Metrics.Listen != "" {
 		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
@@ -246,6 +258,10 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	if err := jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, err
 	}
+	handoffCtx, cancelHandoff := context.WithTimeout(ctx, 5*time.Second)
+	ln = starting.Handoff(handoffCtx)
+	cancelHandoff()
+	handedOff = true
 
 	g := &gateway{db: database, listener: ln, metrics: metricsLn, done: make(chan error, 1), tokens: tokens, jobs: jobs, push: pusher, schedules: scheduler}
 	// The token refresh, the reply reload and the message log's retention
