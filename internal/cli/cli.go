@@ -32,6 +32,7 @@ func commandTable() []command {
 		{name: "demo", summary: "gateway + WeChat simulator + SQLite, no account needed (一键体验)", run: runDemo},
 		{name: "sim", summary: "run the WeChat simulator on its own (微信模拟器)", run: runSim},
 		{name: "migrate", summary: "apply database migrations; --status lists them (数据库迁移)", run: runMigrate},
+		{name: "migrate-data", summary: "copy every row and pending job from SQLite to an empty PostgreSQL (迁移到 PostgreSQL)", run: runMigrateData},
 		{name: "backup", summary: "online copy of the SQLite database to a file (在线备份 SQLite)", run: runBackup},
 		{name: "send", summary: "send a template, subscription or customer-service message (发送消息)", run: runSend},
 		{name: "followers", summary: "sync | status | list | show followers (粉丝同步与查询)", run: runFollowers},
