@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/db"
@@ -80,21 +81,38 @@ accounts:
 	}
 	gw := &gatewayClient{key: strings.TrimSpace(key), http: newHTTPClient(256)}
 
-	srv, err := start("gateway", o.wxgate, filepath.Join(o.dir, "gateway.log"), "serve", "--config", cfgPath)
-	if err != nil {
-		return nil, err
+	// One or more instances on the database; the client spreads its
+	// requests over them in turn.
+	var srvs []*proc
+	for i := range max(o.instances, 1) {
+		name := "gateway"
+		if o.instances > 1 {
+			name = fmt.Sprintf("gateway-%d", i+1)
+		}
+		srv, err := start(name, o.wxgate, filepath.Join(o.dir, name+".log"), "serve", "--config", cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.kill()
+		base, err := srv.waitLine("wxgate is listening on", 60*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		gw.bases = append(gw.bases, base)
+		srvs = append(srvs, srv)
+		logf("%s at %s (pid %d), %s", name, base, srv.pid(), dialect)
 	}
-	defer srv.kill()
-	if gw.base, err = srv.waitLine("wxgate is listening on", 60*time.Second); err != nil {
-		return nil, err
-	}
-	logf("gateway at %s (pid %d), %s", gw.base, srv.pid(), dialect)
+	rep.Instances = len(srvs)
 	if o.callbacks {
-		if err := simc.setCallback(ctx, gw.base+"/wx/"+account); err != nil {
+		if err := simc.setCallback(ctx, gw.bases[0]+"/wx/"+account); err != nil {
 			return nil, err
 		}
 	}
-	meter := newMeter(srv.pid(), sim.pid())
+	pids := make([]int, len(srvs))
+	for i, srv := range srvs {
+		pids[i] = srv.pid()
+	}
+	meter := newMeter(pids, sim.pid())
 
 	// Throughput.
 	logf("throughput: %d recipients, %d per request, %d requests in flight", o.recipients, o.batch, o.concurrency)
@@ -118,14 +136,16 @@ accounts:
 		logf("steady: p50 %.1f ms, p99 %.1f ms accept→sent", st.Latency.P50, st.Latency.P99)
 	}
 
-	rss, _ := peakRSS(srv.pid())
-	rep.GatewayPeakRSSMiB = mib(rss)
-	if err := srv.stop(30 * time.Second); err != nil {
-		return rep, fmt.Errorf("gateway: %w; log: %s", err, tail(srv.log))
-	}
-	if b, err := os.ReadFile(srv.log); err == nil && strings.Contains(string(b), "level=ERROR") {
-		rep.GatewayErrors = true
-		logf("the gateway logged errors; see %s", srv.log)
+	for _, srv := range srvs {
+		rss, _ := peakRSS(srv.pid())
+		rep.GatewayPeakRSSMiB = max(rep.GatewayPeakRSSMiB, mib(rss))
+		if err := srv.stop(30 * time.Second); err != nil {
+			return rep, fmt.Errorf("gateway: %w; log: %s", err, tail(srv.log))
+		}
+		if b, err := os.ReadFile(srv.log); err == nil && strings.Contains(string(b), "level=ERROR") {
+			rep.GatewayErrors = true
+			logf("the gateway logged errors; see %s", srv.log)
+		}
 	}
 
 	st, err := simc.inboxStats(ctx)
@@ -170,9 +190,15 @@ func createDatabase(ctx context.Context, serverURL string) (string, func(), erro
 
 // gatewayClient calls the gateway's JSON API.
 type gatewayClient struct {
-	base string
-	key  string
-	http *http.Client
+	bases []string // the instances, taken in turn
+	next  atomic.Uint64
+	key   string
+	http  *http.Client
+}
+
+// base is the instance for the next request.
+func (g *gatewayClient) base() string {
+	return g.bases[int(g.next.Add(1)-1)%len(g.bases)]
 }
 
 func (g *gatewayClient) header() http.Header {
@@ -191,7 +217,7 @@ func (g *gatewayClient) send(ctx context.Context, openids []string) (string, err
 	body := map[string]any{"account": account, "to": map[string]any{"openids": openids}, "channel": "template", "template": templateID,
 		"data": map[string]string{"thing1": "压测通知", "time2": "2026-11-24 10:00"}}
 	var a accepted
-	if err := doJSON(ctx, g.http, "POST", g.base+"/api/v1/messages", g.header(), body, &a, http.StatusAccepted); err != nil {
+	if err := doJSON(ctx, g.http, "POST", g.base()+"/api/v1/messages", g.header(), body, &a, http.StatusAccepted); err != nil {
 		return "", err
 	}
 	for _, r := range a.Recipients {
@@ -220,7 +246,7 @@ type message struct {
 
 func (g *gatewayClient) message(ctx context.Context, id string, after, limit int) (*message, error) {
 	var m message
-	u := fmt.Sprintf("%s/api/v1/messages/%s?after=%d&limit=%d", g.base, id, after, limit)
+	u := fmt.Sprintf("%s/api/v1/messages/%s?after=%d&limit=%d", g.base(), id, after, limit)
 	err := doJSON(ctx, g.http, "GET", u, g.header(), nil, &m, http.StatusOK)
 	return &m, err
 }
@@ -428,20 +454,27 @@ func (g *gatewayClient) summarize(ctx context.Context, ids []string, n int, begi
 
 // meter reads the processes' CPU time between laps.
 type meter struct {
-	gwPID, simPID int
+	gwPIDs        []int
+	simPID        int
 	last          time.Time
 	gwCPU, simCPU time.Duration
 }
 
-func newMeter(gwPID, simPID int) *meter {
-	m := &meter{gwPID: gwPID, simPID: simPID}
+func newMeter(gwPIDs []int, simPID int) *meter {
+	m := &meter{gwPIDs: gwPIDs, simPID: simPID}
 	m.lap()
 	return m
 }
 
+// lap returns the wall time and CPU (all gateway instances together) since
+// the previous lap.
 func (m *meter) lap() resources {
 	now := time.Now()
-	gw, _ := processCPU(m.gwPID)
+	var gw time.Duration
+	for _, pid := range m.gwPIDs {
+		c, _ := processCPU(pid)
+		gw += c
+	}
 	sim, _ := processCPU(m.simPID)
 	r := resources{WallSeconds: now.Sub(m.last).Seconds(), GatewayCPUSeconds: (gw - m.gwCPU).Seconds(), SimCPUSeconds: (sim - m.simCPU).Seconds()}
 	m.last, m.gwCPU, m.simCPU = now, gw, sim

@@ -70,6 +70,7 @@ type options struct {
 	steadyBatch    int
 
 	workers   int
+	instances int
 	callbacks bool
 	simOnly   bool
 	jsonOut   string
@@ -90,6 +91,7 @@ func main() {
 	fs.DurationVar(&o.steadyDuration, "steady-duration", time.Minute, "steady phase: how long")
 	fs.IntVar(&o.steadyBatch, "steady-batch", 10, "steady phase: openids per request")
 	fs.IntVar(&o.workers, "workers", 50, "gateway push.workers")
+	fs.IntVar(&o.instances, "instances", 1, "gateway instances on the one database (more than one needs --postgres)")
 	fs.BoolVar(&o.callbacks, "callbacks", false, "the simulator posts delivery receipts (TEMPLATESENDJOBFINISH) to the gateway")
 	fs.BoolVar(&o.simOnly, "sim-only", false, "measure the simulator alone")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
@@ -99,6 +101,10 @@ func main() {
 	if o.wxgate == "" {
 		fmt.Fprintln(os.Stderr, "push: --wxgate is required")
 		fs.Usage()
+		os.Exit(2)
+	}
+	if o.instances > 1 && o.postgres == "" {
+		fmt.Fprintln(os.Stderr, "push: --instances above 1 needs --postgres (SQLite runs one instance per file)")
 		os.Exit(2)
 	}
 	if o.recipients < 1 || o.batch < 1 || o.concurrency < 1 || o.steadyBatch < 1 || o.steadyRate < 0 {

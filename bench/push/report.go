@@ -10,6 +10,7 @@ type report struct {
 	Database          string         `json:"database,omitempty"`
 	Recipients        int            `json:"recipients"`
 	Workers           int            `json:"workers,omitempty"`
+	Instances         int            `json:"instances,omitempty"`
 	Callbacks         bool           `json:"callbacks,omitempty"`
 	Throughput        *phase         `json:"throughput,omitempty"`
 	Steady            *phase         `json:"steady,omitempty"`
@@ -88,6 +89,9 @@ func (r *report) print(w io.Writer) {
 	if r.Workers > 0 {
 		fmt.Fprintf(w, ", push.workers %d", r.Workers)
 	}
+	if r.Instances > 1 {
+		fmt.Fprintf(w, ", %d instances", r.Instances)
+	}
 	if r.Callbacks {
 		fmt.Fprintf(w, ", delivery receipts on")
 	}
@@ -117,6 +121,12 @@ func (r *report) print(w io.Writer) {
 				p.PerSecond, p.AcceptPerSecond, p.SendPerSecond, p.Latency.P50, p.Latency.P99, p.Latency.Max, p.RequestLatency.P99,
 				p.Resources.GatewayCPUSeconds, p.Resources.SimCPUSeconds)
 		}
+	}
+	if p := r.Throughput; p != nil && p.Recipients > 0 {
+		instances := max(r.Instances, 1)
+		fmt.Fprintf(w, "gateway CPU per message: %.0f µs (all %d instances together; %.0f µs per instance per message)\n",
+			p.Resources.GatewayCPUSeconds/float64(p.Recipients)*1e6, instances,
+			p.Resources.GatewayCPUSeconds/float64(p.Recipients)*1e6/float64(instances))
 	}
 	if r.GatewayPeakRSSMiB > 0 {
 		fmt.Fprintf(w, "gateway peak RSS: %.0f MiB\n", r.GatewayPeakRSSMiB)

@@ -139,7 +139,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		Logger:      logger.With("component", "queue"),
 		Workers:     workers,
 		Queues:      map[string]int{queue.DefaultQueue: queue.DefaultMaxWorkers, follower.Queue: follower.QueueWorkers, push.Queue: cfg.Push.Workers},
-		StopTimeout: queueStopTimeout,
+		StopTimeout: queueStopTimeout(cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -249,6 +249,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		MetricsOnPublicListener: cfg.Metrics.OnPublicListener,
 		MetricsToken:            cfg.Metrics.Token,
 		DrainDelay:              drainDelay(database),
+		ShutdownTimeout:         httpStopTimeout(cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -282,7 +283,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		if cerr := messages.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("close message log: %w", cerr)
 		}
-		stopCtx, cancel := context.WithTimeout(context.Background(), queueStopTimeout+5*time.Second)
+		stopCtx, cancel := context.WithTimeout(context.Background(), queueStopTimeout(cfg)+5*time.Second)
 		if qerr := jobs.Stop(stopCtx); err == nil && qerr != nil {
 			err = qerr
 		}
@@ -352,8 +353,19 @@ func drainDelay(d *db.DB) time.Duration {
 const postgresDrainDelay = 2 * time.Second
 
 // queueStopTimeout is how long running jobs may finish at shutdown before
-// their contexts are cancelled (they are retried at the next start).
-const queueStopTimeout = 15 * time.Second
+// their contexts are cancelled (they are retried at the next start): what
+// shutdown_timeout leaves after the HTTP drain, its half.
+func queueStopTimeout(cfg config.Config) time.Duration { return shutdownTimeout(cfg) - httpStopTimeout(cfg) }
+
+// httpStopTimeout is how long requests in flight may finish at shutdown.
+func httpStopTimeout(cfg config.Config) time.Duration { return shutdownTimeout(cfg) / 2 }
+
+func shutdownTimeout(cfg config.Config) time.Duration {
+	if cfg.ShutdownTimeout <= 0 {
+		return config.Default().ShutdownTimeout
+	}
+	return cfg.ShutdownTimeout
+}
 
 // followerSyncJobs are the periodic full syncs (followers.sync_every) of
 // the official accounts that can call WeChat. River's leader inserts them;

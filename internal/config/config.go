@@ -45,19 +45,23 @@ func DefaultAPIBaseURLs() []string {
 
 // Config is the whole gateway configuration.
 type Config struct {
-	Listen      string          `yaml:"listen"`
-	PublicURL   string          `yaml:"public_url"`
-	DatabaseURL string          `yaml:"database_url"`
-	LogLevel    string          `yaml:"log_level"`
-	LogFormat   string          `yaml:"log_format"`
-	Callback    CallbackConfig  `yaml:"callback"`
-	Push        PushConfig      `yaml:"push"`
-	API         APIConfig       `yaml:"api"`
-	Proxy       ProxyConfig     `yaml:"proxy"`
-	Followers   FollowersConfig `yaml:"followers"`
-	MsgLog      MsgLogConfig    `yaml:"msglog"`
-	Metrics     MetricsConfig   `yaml:"metrics"`
-	Accounts    []Account       `yaml:"accounts"`
+	Listen      string `yaml:"listen"`
+	PublicURL   string `yaml:"public_url"`
+	DatabaseURL string `yaml:"database_url"`
+	LogLevel    string `yaml:"log_level"`
+	LogFormat   string `yaml:"log_format"`
+	// ShutdownTimeout bounds a graceful stop after the drain delay: HTTP
+	// requests in flight get up to the half of it, then running jobs the
+	// rest; jobs still running are handed back to the queue.
+	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
+	Callback        CallbackConfig  `yaml:"callback"`
+	Push            PushConfig      `yaml:"push"`
+	API             APIConfig       `yaml:"api"`
+	Proxy           ProxyConfig     `yaml:"proxy"`
+	Followers       FollowersConfig `yaml:"followers"`
+	MsgLog          MsgLogConfig    `yaml:"msglog"`
+	Metrics         MetricsConfig   `yaml:"metrics"`
+	Accounts        []Account       `yaml:"accounts"`
 }
 
 // MetricsConfig says where /metrics is served. It names the accounts and
@@ -221,10 +225,11 @@ type Article struct {
 // environment say nothing.
 func Default() Config {
 	return Config{
-		Listen:      "127.0.0.1:8080",
-		DatabaseURL: "sqlite://data/wxgate.db",
-		LogLevel:    "info",
-		LogFormat:   "text",
+		Listen:          "127.0.0.1:8080",
+		DatabaseURL:     "sqlite://data/wxgate.db",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 30 * time.Second,
 		Callback: CallbackConfig{
 			TimestampWindow: 5 * time.Minute,
 			MaxBodyBytes:    256 << 10,

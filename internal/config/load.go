@@ -139,6 +139,8 @@ func setTopLevel(cfg *Config, key, value string) error {
 		cfg.LogLevel = value
 	case "WXGATE_LOG_FORMAT":
 		cfg.LogFormat = value
+	case "WXGATE_SHUTDOWN_TIMEOUT":
+		return parseDurationInto(&cfg.ShutdownTimeout, key, value)
 	case "WXGATE_CALLBACK_TIMESTAMP_WINDOW":
 		return parseDurationInto(&cfg.Callback.TimestampWindow, key, value)
 	case "WXGATE_CALLBACK_REPLY_DEADLINE":

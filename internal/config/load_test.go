@@ -18,10 +18,11 @@ func TestDefault(t *testing.T) {
 	t.Parallel()
 	cfg := Default()
 	want := Config{
-		Listen:      "127.0.0.1:8080",
-		DatabaseURL: "sqlite://data/wxgate.db",
-		LogLevel:    "info",
-		LogFormat:   "text",
+		Listen:          "127.0.0.1:8080",
+		DatabaseURL:     "sqlite://data/wxgate.db",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 30 * time.Second,
 		Callback: CallbackConfig{
 			TimestampWindow: 5 * time.Minute,
 			MaxBodyBytes:    262144,
@@ -49,17 +50,18 @@ func TestLoadFullFile(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := Config{
-		Listen:      "0.0.0.0:9090",
-		PublicURL:   "https://wx.example.com",
-		DatabaseURL: "postgres://wxgate:s3cretPassw0rd@db.internal:5432/wxgate?sslmode=disable",
-		LogLevel:    "debug",
-		LogFormat:   "json",
-		Push:        Default().Push,
-		API:         Default().API,
-		Proxy:       Default().Proxy,
-		Followers:   Default().Followers,
-		MsgLog:      Default().MsgLog,
-		Metrics:     Default().Metrics,
+		Listen:          "0.0.0.0:9090",
+		PublicURL:       "https://wx.example.com",
+		DatabaseURL:     "postgres://wxgate:s3cretPassw0rd@db.internal:5432/wxgate?sslmode=disable",
+		LogLevel:        "debug",
+		LogFormat:       "json",
+		ShutdownTimeout: 30 * time.Second,
+		Push:            Default().Push,
+		API:             Default().API,
+		Proxy:           Default().Proxy,
+		Followers:       Default().Followers,
+		MsgLog:          Default().MsgLog,
+		Metrics:         Default().Metrics,
 		Callback: CallbackConfig{
 			TimestampWindow: 2 * time.Minute,
 			MaxBodyBytes:    65536,
@@ -177,6 +179,7 @@ accounts:
 				"WXGATE_DATABASE_URL=postgres://u:p@h/db",
 				"WXGATE_LOG_LEVEL=warn",
 				"WXGATE_LOG_FORMAT=json",
+				"WXGATE_SHUTDOWN_TIMEOUT=45s",
 				"WXGATE_CALLBACK_TIMESTAMP_WINDOW=10m",
 				"WXGATE_CALLBACK_MAX_BODY_BYTES=4096",
 				"WXGATE_CALLBACK_REPLY_DEADLINE=2s",
@@ -197,7 +200,7 @@ accounts:
 			check: func(t *testing.T, cfg Config) {
 				want := Config{
 					Listen: ":9000", PublicURL: "https://gw.example.com", DatabaseURL: "postgres://u:p@h/db",
-					LogLevel: "warn", LogFormat: "json",
+					LogLevel: "warn", LogFormat: "json", ShutdownTimeout: 45 * time.Second,
 					Callback:  CallbackConfig{TimestampWindow: 10 * time.Minute, MaxBodyBytes: 4096, ReplyDeadline: 2 * time.Second},
 					Push:      PushConfig{RatePerAccount: 20, Burst: 5, Workers: 8, CallTimeout: 3 * time.Second, ReceiptTimeout: 5 * time.Second},
 					API:       APIConfig{RatePerKey: 0, BurstPerKey: 7},

@@ -104,6 +104,9 @@ func (c Config) Validate() error {
 		add("proxy.rate_per_key and proxy.burst_per_key must not be negative (0 means no limit) — proxy.rate_per_key 和 proxy.burst_per_key 不能为负数（0 表示不限速）")
 	}
 
+	if c.ShutdownTimeout < 2*time.Second || c.ShutdownTimeout > 10*time.Minute {
+		add("shutdown_timeout must be between 2s and 10m (got %s) — shutdown_timeout 必须在 2s 到 10m 之间", c.ShutdownTimeout)
+	}
 	if c.MsgLog.Retention != 0 && c.MsgLog.Retention < 72*time.Hour {
 		add("msglog.retention must be 0 (keep for ever) or at least 72h: the 48-hour customer-service window is read from the log (got %s) — msglog.retention 必须为 0（永久保留）或至少 72h（48 小时客服消息窗口依据消息记录判断）", c.MsgLog.Retention)
 	}

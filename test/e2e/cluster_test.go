@@ -9,18 +9,23 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/db"
 )
 
 const (
 	clusterAppID     = "wx000000cluster001"
 	clusterAppSecret = "cluster-secret-0123456789abcdef01"
 	clusterTemplate  = "Tm-Cluster-Notice-00000000000000000000001"
-	clusterFollowers = 1500
-	clusterRequests  = 15 // of clusterFollowers/clusterRequests recipients each
-	clusterRate      = 60 // push.rate_per_account, shared by the instances
+	// clusterScheduleTemplate is the template of the every-minute schedule.
+	clusterScheduleTemplate = "Tm-Cluster-Minute-00000000000000000000002"
+	clusterFollowers        = 1500
+	clusterRequests         = 15 // of clusterFollowers/clusterRequests recipients each
+	clusterRate             = 60 // push.rate_per_account, shared by the instances
 )
 
 // roundRobin spreads requests over the live instances, moving on to the
@@ -30,6 +35,11 @@ type roundRobin struct {
 	mu       sync.Mutex
 	backends []string // base URLs; "" while an instance is down
 	next     int
+	dropped  int // callbacks cut off at a dead instance
+	// loseEvery, when set, loses the answer of every loseEvery-th callback
+	// after the instance gave it, so WeChat sends that push again to the
+	// next instance; lost counts them.
+	loseEvery, callbacks, lost int
 }
 
 func (rr *roundRobin) set(i int, base string) {
@@ -53,6 +63,10 @@ func (rr *roundRobin) pick() []string {
 
 func (rr *roundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	if strings.HasPrefix(r.URL.Path, "/wx/") {
+		rr.callback(w, r, body)
+		return
+	}
 	for attempt := 0; attempt < 20; attempt++ {
 		for _, base := range rr.pick() {
 			req, _ := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), bytes.NewReader(body))
@@ -74,14 +88,67 @@ func (rr *roundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "no instance answered", http.StatusBadGateway)
 }
 
+// callback forwards a WeChat push to one instance, the next in turn. When
+// it does not answer (killed), the connection is dropped without an
+// answer, as a balancer in front of a dead instance would: WeChat (the
+// simulator) then sends the push again, and the round-robin takes that
+// retry to another instance.
+func (rr *roundRobin) callback(w http.ResponseWriter, r *http.Request, body []byte) {
+	rr.mu.Lock()
+	rr.callbacks++
+	lose := rr.loseEvery > 0 && rr.callbacks%rr.loseEvery == 0
+	rr.mu.Unlock()
+	if backends := rr.pick(); len(backends) > 0 {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, backends[0]+r.URL.RequestURI(), bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil && lose {
+			resp.Body.Close()
+			rr.mu.Lock()
+			rr.lost++
+			rr.mu.Unlock()
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+		}
+		if err == nil {
+			for k, v := range resp.Header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(resp.StatusCode)
+			_, _ = io.Copy(w, resp.Body)
+			resp.Body.Close()
+			return
+		}
+	}
+	rr.mu.Lock()
+	rr.dropped++
+	rr.mu.Unlock()
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
 // Three `wxgate serve` processes on one PostgreSQL database behind a
-// round-robin, one of them SIGKILLed and restarted every few seconds while
-// template sends go through all three: every follower ends with exactly
-// one card in the simulator, and every recipient is sent. A reduced form
-// of issue 11's cluster test (no callbacks, schedules, token expiry or
-// injected upstream faults yet). Jobs a killed instance held are rescued
-// by River after queue.DefaultRescueAfter (2 minutes), so it takes about
-// three minutes.
+// round-robin, one of them SIGKILLed and restarted every few seconds,
+// while template sends go through all three with 30% of WeChat's answers
+// "system busy", followers write to the account (a push cut off at a dead
+// instance is sent again by WeChat and reaches another one), a schedule
+// fires every minute, every token is invalidated once, and a webhook
+// endpoint receives the message events. Asserted from the simulator's and
+// the receiver's own records: every follower gets exactly one card, every
+// push is answered and logged once, each schedule minute fires once and
+// sends once, the token is fetched once for its invalidation, and no
+// webhook event is lost. Jobs a killed instance held are rescued by River
+// after queue.DefaultRescueAfter (2 minutes), so it takes about four
+// minutes.
 func TestClusterSurvivesKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three gateways killed and restarted around 1 500 sends; takes minutes")
@@ -89,17 +156,21 @@ func TestClusterSurvivesKills(t *testing.T) {
 	t.Parallel()
 	bin := wxgateBinary(t)
 	databaseURL := postgresDatabase(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 280*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 420*time.Second)
 	defer cancel()
 	dir := t.TempDir()
 
+	const instances = 3
+	rr := &roundRobin{backends: make([]string, instances), loseEvery: 7}
+	front := httptest.NewServer(rr)
+	defer front.Close()
 	setup := newSendSetup(t, ctx, bin, dir, sendSetupSpec{appID: clusterAppID, secret: clusterAppSecret, originalID: "gh_cluster000001",
 		template: clusterTemplate, callbackToken: "clustertoken", followers: clusterFollowers, databaseURL: databaseURL,
+		callbackURL: front.URL + "/wx/main", extraTemplate: clusterScheduleTemplate,
 		extraConfig: fmt.Sprintf("push:\n  rate_per_account: %d\n  burst: 10\n", clusterRate)})
 	simURL, cfg, key, created := setup.simURL, setup.cfg, setup.key, struct{ OpenIDs []string }{setup.openids}
+	admin := strings.TrimSpace(runCmd(t, ctx, bin, "apikey", "create", "--name", "cluster-admin", "--scopes", "admin,read", "--config", cfg))
 
-	const instances = 3
-	rr := &roundRobin{backends: make([]string, instances)}
 	procs := make([]*proc, instances)
 	starts := 0
 	start := func(i int) {
@@ -110,15 +181,94 @@ func TestClusterSurvivesKills(t *testing.T) {
 	for i := range instances {
 		start(i)
 	}
-	front := httptest.NewServer(rr)
-	defer front.Close()
+
+	// The business's webhook endpoint, counting message.sent events by id.
+	var hookMu sync.Mutex
+	sentEvents := map[string]int{}
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Wxgate-Event") == "message.sent" {
+			hookMu.Lock()
+			sentEvents[r.Header.Get("X-Wxgate-Event-Id")]++
+			hookMu.Unlock()
+		}
+	}))
+	defer receiver.Close()
+	call(t, ctx, "POST", front.URL+"/api/v1/webhooks", admin, map[string]any{"url": receiver.URL, "events": []string{"message.sent"}},
+		http.StatusCreated, nil)
+
+	// A schedule every minute to one follower, with a template of its own.
+	scheduled := created.OpenIDs[0]
+	var sc struct {
+		ID int64 `json:"id"`
+	}
+	call(t, ctx, "POST", front.URL+"/api/v1/schedules", admin, map[string]any{"name": "每分钟提醒", "account": "main", "cron": "* * * * *",
+		"audience": map[string]any{"kind": "openids", "openids": []string{scheduled}}, "template": clusterScheduleTemplate,
+		"data": map[string]string{"thing1": "整点提醒"}}, http.StatusCreated, &sc)
+
+	tokenCalls := func() int {
+		var calls map[string]int
+		call(t, ctx, "GET", simURL+"/sim/api/calls?app_id="+clusterAppID, "", nil, http.StatusOK, &calls)
+		return calls["/cgi-bin/stable_token"] + calls["/cgi-bin/token"]
+	}
+
+	// Followers write while everything else goes on; each push's fate is
+	// what the simulator reports for it.
+	type pushed struct {
+		status, attempts int
+	}
+	var pushes []pushed
+	stopWriting := make(chan struct{})
+	var writers sync.WaitGroup
+	writers.Go(func() {
+		for n := 0; ; n++ {
+			select {
+			case <-stopWriting:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			var res struct {
+				Delivery *struct {
+					Status   int               `json:"status"`
+					Attempts []json.RawMessage `json:"attempts"`
+				} `json:"delivery"`
+			}
+			body, _ := json.Marshal(map[string]any{"app_id": clusterAppID, "type": "text", "content": fmt.Sprintf("第 %d 条留言", n)})
+			req, _ := http.NewRequestWithContext(ctx, "POST", simURL+"/sim/api/users/"+created.OpenIDs[1+n%(clusterFollowers-1)]+"/actions", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				if ctx.Err() == nil {
+					t.Errorf("push %d: %v", n, err)
+				}
+				return
+			}
+			err = json.NewDecoder(resp.Body).Decode(&res)
+			resp.Body.Close()
+			if err != nil || res.Delivery == nil {
+				t.Errorf("push %d: the simulator made no delivery (%v)", n, err)
+				continue
+			}
+			pushes = append(pushes, pushed{res.Delivery.Status, len(res.Delivery.Attempts)})
+		}
+	})
 
 	// The sends, through the round-robin, while instances are killed.
 	began := time.Now()
 	ids := make([]string, 0, clusterRequests)
 	per := clusterFollowers / clusterRequests
 	kills := 0
+	var tokensBefore int
 	for n := range clusterRequests {
+		switch n {
+		case 2: // WeChat busy for 30% of the sends from now on
+			call(t, ctx, "POST", simURL+"/sim/api/faults", "", map[string]any{"app_id": clusterAppID, "path": "/cgi-bin/message/template/send",
+				"errcode": -1, "rate": 0.3}, http.StatusCreated, nil)
+		case 7: // every token of the account stops working
+			tokensBefore = tokenCalls()
+			call(t, ctx, "POST", simURL+"/sim/api/apps/"+clusterAppID+"/invalidate_tokens", "", nil, http.StatusOK, nil)
+		}
 		var accepted struct {
 			ID string `json:"id"`
 		}
@@ -136,9 +286,28 @@ func TestClusterSurvivesKills(t *testing.T) {
 		}
 		sleep(t, ctx, time.Second)
 	}
+	close(stopWriting)
+	writers.Wait()
+	call(t, ctx, "DELETE", simURL+"/sim/api/faults", "", nil, http.StatusNoContent, nil)
 
 	// Everything is sent in the end (jobs held by a killed instance after
-	// River's rescue).
+	// River's rescue); the schedule runs at least twice meanwhile.
+	runs := func() []struct {
+		Kind   string    `json:"kind"`
+		DueAt  time.Time `json:"due_at"`
+		Status string    `json:"status"`
+	} {
+		var out struct {
+			Runs []struct {
+				Kind   string    `json:"kind"`
+				DueAt  time.Time `json:"due_at"`
+				Status string    `json:"status"`
+			} `json:"runs"`
+		}
+		call(t, ctx, "GET", fmt.Sprintf("%s/api/v1/schedules/%d/runs", front.URL, sc.ID), admin, nil, http.StatusOK, &out)
+		return out.Runs
+	}
+	paused := false
 	for {
 		queued := 0
 		for _, id := range ids {
@@ -148,25 +317,113 @@ func TestClusterSurvivesKills(t *testing.T) {
 			call(t, ctx, "GET", front.URL+"/api/v1/messages/"+id+"?limit=1", key, nil, http.StatusOK, &m)
 			queued += m.Counts["queued"]
 		}
-		if queued == 0 {
-			break
+		if queued == 0 && !paused && len(runs()) >= 2 {
+			call(t, ctx, "POST", fmt.Sprintf("%s/api/v1/schedules/%d/pause", front.URL, sc.ID), admin, nil, http.StatusOK, nil)
+			paused = true
+		}
+		if queued == 0 && paused {
+			finished := true
+			for _, r := range runs() {
+				finished = finished && (r.Status == "done" || r.Status == "failed" || r.Status == "missed")
+			}
+			if finished {
+				break
+			}
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("%d recipients still queued", queued)
+			t.Fatalf("%d recipients still queued; schedule runs %+v", queued, runs())
 		}
 		sleep(t, ctx, time.Second)
 	}
 	took := time.Since(began)
-	st := inboxStatsOf(t, ctx, simURL, clusterAppID)
+
+	// Every follower has exactly one card.
+	st := inboxStatsOf(t, ctx, simURL, clusterAppID, clusterTemplate)
 	if st.Users != clusterFollowers || st.Items != clusterFollowers || st.Histogram["1"] != clusterFollowers {
 		t.Errorf("simulator: %d followers, %d cards, cards per follower %v; want exactly one each (none: %v, several: %v)",
 			st.Users, st.Items, st.Histogram, st.None, st.Several)
 	}
+	// Each minute of the schedule fired once, none skipped, and sent once.
+	minutes := map[time.Time]int{}
+	var first, last time.Time
+	for _, r := range runs() {
+		if r.Kind == "manual" {
+			continue
+		}
+		m := r.DueAt.Truncate(time.Minute)
+		minutes[m]++
+		if first.IsZero() || m.Before(first) {
+			first = m
+		}
+		if m.After(last) {
+			last = m
+		}
+		if r.Status != "done" {
+			t.Errorf("the run of %s ended %s", m, r.Status)
+		}
+	}
+	for m := first; !m.After(last); m = m.Add(time.Minute) {
+		if minutes[m] != 1 {
+			t.Errorf("schedule minute %s fired %d times", m.Format("15:04"), minutes[m])
+		}
+	}
+	if cards := inboxStatsOf(t, ctx, simURL, clusterAppID, clusterScheduleTemplate); cards.Items != len(minutes) {
+		t.Errorf("%d scheduled cards for %d schedule minutes", cards.Items, len(minutes))
+	}
+	// Every follower's push was answered; each is logged once.
+	retried := 0
+	for n, p := range pushes {
+		if p.status != http.StatusOK {
+			t.Errorf("push %d: the simulator got HTTP %d after %d attempts", n, p.status, p.attempts)
+		}
+		if p.attempts > 1 {
+			retried++
+		}
+	}
+	database, err := db.Open(ctx, databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer database.Close()
+	var logged, distinct int
+	if err := database.QueryRowContext(ctx, `SELECT count(*), count(DISTINCT msg_id) FROM inbound_messages WHERE account = 'main' AND msg_type = 'text'`).Scan(&logged, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if logged != len(pushes) || distinct != len(pushes) {
+		t.Errorf("%d follower messages pushed, %d logged (%d distinct)", len(pushes), logged, distinct)
+	}
+	// One token fetch for the invalidation, whichever instance saw it.
+	if fetched := tokenCalls() - tokensBefore; fetched != 1 {
+		t.Errorf("%d token fetches after the invalidation, want 1", fetched)
+	}
+	// No webhook event lost: one message.sent per recipient sent.
+	want := clusterFollowers + len(minutes)
+	deadline := time.Now().Add(150 * time.Second)
+	for {
+		hookMu.Lock()
+		got := len(sentEvents)
+		hookMu.Unlock()
+		if got >= want || time.Now().After(deadline) {
+			if got != want {
+				t.Errorf("%d distinct message.sent events received, want %d", got, want)
+			}
+			break
+		}
+		sleep(t, ctx, time.Second)
+	}
+
 	var calls map[string]int
 	call(t, ctx, "GET", simURL+"/sim/api/calls?app_id="+clusterAppID, "", nil, http.StatusOK, &calls)
-	t.Logf("%d sends through %d instances in %s with %d SIGKILLs; %d template/send calls; %.1f cards/s overall",
-		clusterFollowers, instances, took.Round(time.Second), kills, calls["/cgi-bin/message/template/send"],
-		float64(clusterFollowers)/took.Seconds())
+	rr.mu.Lock()
+	dropped, lost := rr.dropped, rr.lost
+	rr.mu.Unlock()
+	if retried == 0 {
+		t.Error("no follower push was sent again by WeChat; the test means to have some")
+	}
+	t.Logf("%d sends through %d instances in %s with %d SIGKILLs (%.1f cards/s overall); %d template/send calls with 30%% busy; "+
+		"%d follower pushes (%d sent again by WeChat: %d answers lost after an instance gave them, %d cut off at a dead instance), %d schedule minutes, %d token fetch after the invalidation",
+		clusterFollowers, instances, took.Round(time.Second), kills, float64(clusterFollowers)/took.Seconds(),
+		calls["/cgi-bin/message/template/send"], len(pushes), retried, lost, dropped, len(minutes), tokenCalls()-tokensBefore)
 	for _, p := range procs {
 		p.stop(t)
 	}
@@ -201,9 +458,9 @@ func callWithKey(t *testing.T, ctx context.Context, u, key, idem string, body an
 	}
 }
 
-func inboxStatsOf(t *testing.T, ctx context.Context, simURL, appID string) inboxStats {
+func inboxStatsOf(t *testing.T, ctx context.Context, simURL, appID, templateID string) inboxStats {
 	t.Helper()
 	var st inboxStats
-	call(t, ctx, "GET", simURL+"/sim/api/apps/"+appID+"/inbox_stats?kind=template", "", nil, http.StatusOK, &st)
+	call(t, ctx, "GET", simURL+"/sim/api/apps/"+appID+"/inbox_stats?kind=template&template_id="+templateID, "", nil, http.StatusOK, &st)
 	return st
 }

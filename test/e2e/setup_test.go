@@ -27,22 +27,34 @@ type sendSetupSpec struct {
 	databaseURL                                        string
 	// extraConfig is YAML added to the gateway's configuration (top-level keys).
 	extraConfig string
+	// callbackURL, when set, is where the simulator pushes the account's
+	// messages and events (with callbackToken); extraTemplate is a second
+	// template of the account.
+	callbackURL, extraTemplate string
 }
 
 func newSendSetup(t *testing.T, ctx context.Context, bin, dir string, s sendSetupSpec) sendSetup {
 	t.Helper()
 	apps := filepath.Join(dir, "sim-apps.yaml")
+	extra := ""
+	if s.callbackURL != "" {
+		extra += fmt.Sprintf("    callback_url: %s\n    token: %s\n", s.callbackURL, s.callbackToken)
+	}
+	templates := ""
+	if s.extraTemplate != "" {
+		templates = fmt.Sprintf("      - id: %s\n        title: 提醒\n        content: \"内容：{{thing1.DATA}}\"\n", s.extraTemplate)
+	}
 	writeFile(t, apps, fmt.Sprintf(`apps:
   - app_id: %s
     app_secret: %s
     original_id: %s
-    quotas:
+%s    quotas:
       /cgi-bin/message/template/send: 1000000
     templates:
       - id: %s
         title: 通知
         content: "事项：{{thing1.DATA}}\n时间：{{time2.DATA}}"
-`, s.appID, s.secret, s.originalID, s.template))
+%s`, s.appID, s.secret, s.originalID, extra, s.template, templates))
 	sim := startProc(t, "simulator", bin, filepath.Join(dir, "sim.log"), "sim", "--listen", "127.0.0.1:0", "--apps", apps, "--log-level", "warn")
 	out := sendSetup{sim: sim, simURL: sim.waitLine(t, "API base URL (SDK base URL):")}
 	var created struct {
