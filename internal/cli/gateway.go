@@ -355,7 +355,9 @@ const postgresDrainDelay = 2 * time.Second
 // queueStopTimeout is how long running jobs may finish at shutdown before
 // their contexts are cancelled (they are retried at the next start): what
 // shutdown_timeout leaves after the HTTP drain, its half.
-func queueStopTimeout(cfg config.Config) time.Duration { return shutdownTimeout(cfg) - httpStopTimeout(cfg) }
+func queueStopTimeout(cfg config.Config) time.Duration {
+	return shutdownTimeout(cfg) - httpStopTimeout(cfg)
+}
 
 // httpStopTimeout is how long requests in flight may finish at shutdown.
 func httpStopTimeout(cfg config.Config) time.Duration { return shutdownTimeout(cfg) / 2 }
