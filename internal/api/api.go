@@ -11,6 +11,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/auth"
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/token"
 )
 
@@ -60,6 +61,9 @@ type Options struct {
 	// once); 0 means no limit. The gateway uses DefaultKeyRate.
 	KeyRate  float64
 	KeyBurst int
+	// SharedLimits, a PostgreSQL database, holds the key buckets so the
+	// rate holds across every instance; nil keeps them in this process.
+	SharedLimits *db.DB
 }
 
 type handler struct {
@@ -87,7 +91,7 @@ func newHandler(opts Options) (*handler, http.Handler) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	h.limits = newKeyLimits(opts.KeyRate, opts.KeyBurst)
+	h.limits = newKeyLimits(opts.KeyRate, opts.KeyBurst, opts.SharedLimits, h.log)
 	need := func(scope auth.Scope, f http.HandlerFunc) http.Handler {
 		return opts.Auth.RequireScope(scope, h.writeError)(h.keyed(f))
 	}

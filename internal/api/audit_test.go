@@ -88,3 +88,53 @@ func TestAuditAndKeyRateLimit(t *testing.T) {
 		}
 	})
 }
+
+// Two instances on one PostgreSQL database share each key's bucket: a
+// key's burst is spent once, whichever instance its requests reach, and
+// the refusal says when to come back.
+func TestKeyRateLimitAcrossInstances(t *testing.T) {
+	t.Parallel()
+	d := dbtest.Postgres(t)
+	ctx := context.Background()
+	store := auth.NewStore(d, nil)
+	key, _, err := store.Create(ctx, "crm", []auth.Scope{auth.ScopeRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var instances []*httptest.Server
+	for range 2 {
+		srv := httptest.NewServer(New(Options{Accounts: []config.Account{{Name: "main", AppID: "wx1"}}, Auth: store,
+			KeyRate: 0.5, KeyBurst: 4, SharedLimits: d}))
+		t.Cleanup(srv.Close)
+		instances = append(instances, srv)
+	}
+	var statuses []int
+	var retryAfter string
+	for i := range 8 {
+		req, _ := http.NewRequest("GET", instances[i%2].URL+"/api/v1/accounts", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		statuses = append(statuses, resp.StatusCode)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			retryAfter = resp.Header.Get("Retry-After")
+		}
+	}
+	ok := 0
+	for _, s := range statuses {
+		if s == http.StatusOK {
+			ok++
+		}
+	}
+	// 4 of the burst, perhaps one more refilled meanwhile on a slow machine;
+	// in-process buckets would have let all 8 through.
+	if ok < 4 || ok > 5 || statuses[0] != http.StatusOK || statuses[7] != http.StatusTooManyRequests {
+		t.Errorf("statuses %v: want the burst of 4 shared by both instances", statuses)
+	}
+	if retryAfter == "" || retryAfter == "0" {
+		t.Errorf("Retry-After %q", retryAfter)
+	}
+}

@@ -216,6 +216,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 			Audit:         api.NewAuditStore(database),
 			KeyRate:       cfg.API.RatePerKey,
 			KeyBurst:      cfg.API.BurstPerKey,
+			SharedLimits:  sharedLimits(database),
 		}),
 		proxy.Prefix: proxy.New(proxy.Options{
 			Tokens: tokens,
@@ -420,4 +421,13 @@ func proxyRate(perKey float64) float64 {
 		return -1
 	}
 	return perKey
+}
+
+// sharedLimits is the database holding rate buckets shared by every
+// instance: PostgreSQL; nil on SQLite (one instance per file).
+func sharedLimits(d *db.DB) *db.DB {
+	if d.Dialect == db.Postgres {
+		return d
+	}
+	return nil
 }

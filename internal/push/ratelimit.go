@@ -66,30 +66,19 @@ func (l *localLimiter) wait(ctx context.Context, account string) error {
 	return lim.Wait(ctx)
 }
 
-// dbLimiter keeps each account's token bucket in a row of
-// push_rate_buckets, shared by every instance on the database. One
-// statement refills the bucket from the time elapsed (the database's
-// clock, so the instances' clocks do not matter) and takes a token; a
-// negative balance is a reservation: the caller waits until the bucket
-// has refilled to it. The row lock serialises the takers of one account
-// for the length of that statement only.
+// dbLimiter keeps each account's token bucket in the database
+// (db.TakeToken), shared by every instance; a negative balance is a
+// reservation: the caller waits until the bucket has refilled to it.
 type dbLimiter struct {
 	db    *db.DB
 	rate  float64
 	burst float64
 }
 
-const takeTokenSQL = `
-INSERT INTO push_rate_buckets AS b (account, tokens, refilled_at) VALUES ($1, $3::float8 - 1, clock_timestamp())
-ON CONFLICT (account) DO UPDATE SET
-    tokens = LEAST($3::float8, b.tokens + EXTRACT(EPOCH FROM clock_timestamp() - b.refilled_at)::float8 * $2::float8) - 1,
-    refilled_at = clock_timestamp()
-RETURNING tokens`
-
 func (l *dbLimiter) wait(ctx context.Context, account string) error {
-	var tokens float64
-	if err := l.db.QueryRowContext(ctx, takeTokenSQL, account, l.rate, l.burst).Scan(&tokens); err != nil {
-		return fmt.Errorf("push: take a send token of account %q: %w", account, err)
+	tokens, err := l.db.TakeToken(ctx, account, l.rate, l.burst)
+	if err != nil {
+		return fmt.Errorf("push: send rate of account %q: %w", account, err)
 	}
 	if tokens >= 0 {
 		return nil
@@ -115,8 +104,8 @@ func (l *dbLimiter) wait(ctx context.Context, account string) error {
 
 // giveBack returns a token taken but not used.
 func (l *dbLimiter) giveBack(ctx context.Context, account string) error {
-	if _, err := l.db.ExecContext(ctx, `UPDATE push_rate_buckets SET tokens = tokens + 1 WHERE account = $1`, account); err != nil {
-		return fmt.Errorf("push: give back a send token of account %q: %w", account, err)
+	if err := l.db.GiveBackToken(ctx, account); err != nil {
+		return fmt.Errorf("push: send rate of account %q: %w", account, err)
 	}
 	return nil
 }
