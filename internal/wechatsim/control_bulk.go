@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Bulk paths of the control API, for load tests and large end-to-end tests:
@@ -59,6 +60,9 @@ type InboxStats struct {
 	// such item, and who have more than one.
 	None    []string `json:"none"`
 	Several []string `json:"several"`
+	// MaxPerSecond is the most items that arrived within any one second:
+	// what a sender's rate limit must keep under its rate plus burst.
+	MaxPerSecond int `json:"max_per_second"`
 }
 
 func (s *Simulator) bulkRoutes(mux *http.ServeMux) {
@@ -124,6 +128,7 @@ func (s *Simulator) InboxStats(appID, kind, templateID string) (*InboxStats, err
 		return nil, errorf(CodeNotFound, "应用不存在 app %q not found", appID)
 	}
 	st := &InboxStats{AppID: appID, Kind: kind, TemplateID: templateID, Histogram: map[string]int{}, None: []string{}, Several: []string{}}
+	var arrivals []time.Time
 	for _, openid := range app.UserOrder {
 		u := s.st.Users[openid]
 		if u == nil {
@@ -134,6 +139,7 @@ func (s *Simulator) InboxStats(appID, kind, templateID string) (*InboxStats, err
 		for _, it := range u.Chat {
 			if it.Kind == kind && (templateID == "" || it.TemplateID == templateID) {
 				n++
+				arrivals = append(arrivals, it.Time)
 			}
 		}
 		st.Items += n
@@ -145,7 +151,21 @@ func (s *Simulator) InboxStats(appID, kind, templateID string) (*InboxStats, err
 			st.Several = append(st.Several, openid)
 		}
 	}
+	st.MaxPerSecond = maxWithin(arrivals, time.Second)
 	return st, nil
+}
+
+// maxWithin is the most of times that fall within any window of length w.
+func maxWithin(times []time.Time, w time.Duration) int {
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	best, lo := 0, 0
+	for hi := range times {
+		for times[hi].Sub(times[lo]) >= w {
+			lo++
+		}
+		best = max(best, hi-lo+1)
+	}
+	return best
 }
 
 func (s *Simulator) ctlBulkUsers(w http.ResponseWriter, r *http.Request) {

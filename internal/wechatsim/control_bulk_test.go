@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 )
 
 func TestControlBulkUsersAndInboxStats(t *testing.T) {
@@ -62,6 +63,9 @@ func TestControlBulkUsersAndInboxStats(t *testing.T) {
 	if st.Users != 500 || st.Items != 3 || st.Histogram["0"] != 498 || st.Histogram["1"] != 1 || st.Histogram["2"] != 1 || len(st.Histogram) != 3 {
 		t.Fatalf("stats: %+v", st)
 	}
+	if st.MaxPerSecond != 3 {
+		t.Errorf("max per second %d, want the 3 sends of a moment", st.MaxPerSecond)
+	}
 	if len(st.Several) != 1 || st.Several[0] != created.OpenIDs[0] {
 		t.Errorf("several: %v, want [%s]", st.Several, created.OpenIDs[0])
 	}
@@ -95,5 +99,29 @@ func TestControlBulkUsersAndInboxStats(t *testing.T) {
 		{"GET", "/sim/api/apps/wxnope/inbox_stats?kind=template", nil, http.StatusNotFound},
 	} {
 		b.control(t, tt.method, tt.path, tt.body, tt.status, nil)
+	}
+}
+
+func TestMaxWithin(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	at := func(ms ...int) []time.Time {
+		var out []time.Time
+		for _, m := range ms {
+			out = append(out, t0.Add(time.Duration(m)*time.Millisecond))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		times []time.Time
+		want  int
+	}{
+		{nil, 0},
+		{at(0), 1},
+		{at(1500, 0, 900, 500, 1000, 3000), 3}, // [0, 1 s) and [500 ms, 1.5 s) hold 3 each
+		{at(0, 999, 1000, 1001, 1002), 4},
+	} {
+		if got := maxWithin(c.times, time.Second); got != c.want {
+			t.Errorf("maxWithin(%v) = %d, want %d", c.times, got, c.want)
+		}
 	}
 }

@@ -26,6 +26,7 @@ const (
 	clusterFollowers        = 1500
 	clusterRequests         = 15 // of clusterFollowers/clusterRequests recipients each
 	clusterRate             = 60 // push.rate_per_account, shared by the instances
+	clusterBurst            = 10 // push.burst
 )
 
 // roundRobin spreads requests over the live instances, moving on to the
@@ -167,7 +168,7 @@ func TestClusterSurvivesKills(t *testing.T) {
 	setup := newSendSetup(t, ctx, bin, dir, sendSetupSpec{appID: clusterAppID, secret: clusterAppSecret, originalID: "gh_cluster000001",
 		template: clusterTemplate, callbackToken: "clustertoken", followers: clusterFollowers, databaseURL: databaseURL,
 		callbackURL: front.URL + "/wx/main", extraTemplate: clusterScheduleTemplate,
-		extraConfig: fmt.Sprintf("push:\n  rate_per_account: %d\n  burst: 10\n", clusterRate)})
+		extraConfig: fmt.Sprintf("push:\n  rate_per_account: %d\n  burst: %d\n", clusterRate, clusterBurst)})
 	simURL, cfg, key, created := setup.simURL, setup.cfg, setup.key, struct{ OpenIDs []string }{setup.openids}
 	admin := strings.TrimSpace(runCmd(t, ctx, bin, "apikey", "create", "--name", "cluster-admin", "--scopes", "admin,read", "--config", cfg))
 
@@ -343,6 +344,13 @@ func TestClusterSurvivesKills(t *testing.T) {
 		t.Errorf("simulator: %d followers, %d cards, cards per follower %v; want exactly one each (none: %v, several: %v)",
 			st.Users, st.Items, st.Histogram, st.None, st.Several)
 	}
+	// The account's send rate held across the three instances: in no
+	// second did more cards arrive than the rate and its burst allow (with
+	// a fifth of the rate for arrival jitter on a loaded machine; without
+	// the shared bucket three instances would send three times the rate).
+	if limit := clusterRate + clusterBurst + clusterRate/5; st.MaxPerSecond > limit {
+		t.Errorf("%d cards arrived within one second; the shared limit is %d/s with a burst of %d", st.MaxPerSecond, clusterRate, clusterBurst)
+	}
 	// Each minute of the schedule fired once, none skipped, and sent once.
 	minutes := map[time.Time]int{}
 	var first, last time.Time
@@ -420,9 +428,9 @@ func TestClusterSurvivesKills(t *testing.T) {
 	if retried == 0 {
 		t.Error("no follower push was sent again by WeChat; the test means to have some")
 	}
-	t.Logf("%d sends through %d instances in %s with %d SIGKILLs (%.1f cards/s overall); %d template/send calls with 30%% busy; "+
+	t.Logf("%d sends through %d instances in %s with %d SIGKILLs (%.1f cards/s overall, at most %d within a second); %d template/send calls with 30%% busy; "+
 		"%d follower pushes (%d sent again by WeChat: %d answers lost after an instance gave them, %d cut off at a dead instance), %d schedule minutes, %d token fetch after the invalidation",
-		clusterFollowers, instances, took.Round(time.Second), kills, float64(clusterFollowers)/took.Seconds(),
+		clusterFollowers, instances, took.Round(time.Second), kills, float64(clusterFollowers)/took.Seconds(), st.MaxPerSecond,
 		calls["/cgi-bin/message/template/send"], len(pushes), retried, lost, dropped, len(minutes), tokenCalls()-tokensBefore)
 	for _, p := range procs {
 		p.stop(t)

@@ -148,6 +148,8 @@ type inboxStats struct {
 	Histogram map[string]int `json:"histogram"`
 	None      []string       `json:"none"`
 	Several   []string       `json:"several"`
+	// MaxPerSecond is the most cards that arrived within one second.
+	MaxPerSecond int `json:"max_per_second"`
 }
 
 func simStats(t *testing.T, ctx context.Context, simURL string) inboxStats {
