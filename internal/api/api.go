@@ -73,7 +73,7 @@ type handler struct {
 	opts   Options
 	log    *slog.Logger
 	now    func() time.Time
-	limits *keyLimits
+	limits *auth.KeyLimiter
 }
 
 // New returns the handler of every /api/v1/ route; the server mounts it
@@ -91,7 +91,7 @@ func newHandler(opts Options) (*handler, http.Handler) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	h.limits = newKeyLimits(opts.KeyRate, opts.KeyBurst, opts.SharedLimits, h.log)
+	h.limits = auth.NewKeyLimiter("api_key", opts.KeyRate, opts.KeyBurst, opts.SharedLimits, h.log)
 	need := func(scope auth.Scope, f http.HandlerFunc) http.Handler {
 		return opts.Auth.RequireScope(scope, h.writeError)(h.keyed(f))
 	}

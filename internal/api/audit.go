@@ -3,15 +3,10 @@ package api
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/wxgate/wxgate/internal/auth"
 	"github.com/wxgate/wxgate/internal/db"
@@ -153,72 +148,15 @@ func (h *handler) keyed(next http.Handler) http.Handler {
 			if holder, _ := r.Context().Value(auditKey{}).(*auditHolder); holder != nil {
 				holder.key = k
 			}
-			if wait, limited := h.limits.allow(r.Context(), k.ID); limited {
+			if wait, limited := h.limits.Allow(r.Context(), k.ID); limited {
 				h.writeError(w, r, &problem.Error{Kind: problem.RateLimited, Code: "rate_limited", RetryAfter: wait,
 					Message: fmt.Sprintf("API key %s made too many requests (limit %s/s) — 请求过于频繁，请稍后重试", k.Prefix,
-						strconv.FormatFloat(float64(h.limits.rate), 'f', -1, 64))})
+						strconv.FormatFloat(h.limits.Rate(), 'f', -1, 64))})
 				return
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// keyLimits are the token buckets of the API keys: in the database when
-// shared is set (PostgreSQL: the rate holds across every instance), in
-// this process otherwise.
-type keyLimits struct {
-	rate   rate.Limit
-	burst  int
-	shared *db.DB
-	log    *slog.Logger
-
-	mu sync.Mutex
-	m  map[int64]*rate.Limiter
-}
-
-func newKeyLimits(perSecond float64, burst int, shared *db.DB, log *slog.Logger) *keyLimits {
-	if burst <= 0 {
-		burst = max(int(perSecond*2), 1)
-	}
-	return &keyLimits{rate: rate.Limit(perSecond), burst: burst, shared: shared, log: log, m: map[int64]*rate.Limiter{}}
-}
-
-// allow takes a token for key id; when none is left it says how long to wait.
-func (l *keyLimits) allow(ctx context.Context, id int64) (time.Duration, bool) {
-	if l == nil || l.rate <= 0 {
-		return 0, false
-	}
-	if l.shared != nil {
-		name := "api_key:" + strconv.FormatInt(id, 10)
-		tokens, err := l.shared.TakeToken(ctx, name, float64(l.rate), float64(l.burst))
-		if err != nil {
-			// The database is where the request is going anyway; a failed
-			// take does not refuse it.
-			l.log.Warn("api: key rate limit not applied", "err", err)
-			return 0, false
-		}
-		if tokens >= 0 {
-			return 0, false
-		}
-		if err := l.shared.GiveBackToken(ctx, name); err != nil {
-			l.log.Warn("api: key rate limit token not given back", "err", err)
-		}
-		return time.Duration(math.Ceil(-tokens / float64(l.rate) * float64(time.Second))), true
-	}
-	l.mu.Lock()
-	lim, ok := l.m[id]
-	if !ok {
-		lim = rate.NewLimiter(l.rate, l.burst)
-		l.m[id] = lim
-	}
-	l.mu.Unlock()
-	r := lim.Reserve()
-	if d := r.Delay(); d > 0 {
-		r.Cancel()
-		return d, true
-	}
-	return 0, false
 }
 
 // listAudit is GET /api/v1/audit?key_id=&limit= (scope admin).

@@ -225,6 +225,8 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 			Logger: logger.With("component", "proxy"),
 			Rate:   proxyRate(cfg.Proxy.RatePerKey),
 			Burst:  cfg.Proxy.BurstPerKey,
+			// On PostgreSQL the per-key rate holds across every instance.
+			SharedLimits: sharedLimits(database),
 		}),
 	}
 	for pattern, h := range opts.mount {

@@ -40,10 +40,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/wxgate/wxgate/internal/auth"
 	"github.com/wxgate/wxgate/internal/config"
@@ -79,6 +76,9 @@ type Options struct {
 	// negative means no limit.
 	Rate  float64
 	Burst int
+	// SharedLimits, a PostgreSQL database, holds the key buckets so the
+	// rate holds across every instance; nil keeps them in this process.
+	SharedLimits *db.DB
 }
 
 // Handler serves /wechat/{account}/….
@@ -87,13 +87,12 @@ type Handler struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	mu     sync.Mutex
-	limits map[int64]*rate.Limiter
+	limits *auth.KeyLimiter
 }
 
 // New returns the proxy handler; mount it at Prefix.
 func New(opts Options) *Handler {
-	h := &Handler{opts: opts, log: opts.Logger, now: opts.Now, limits: map[int64]*rate.Limiter{}}
+	h := &Handler{opts: opts, log: opts.Logger, now: opts.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -103,9 +102,7 @@ func New(opts Options) *Handler {
 	if h.opts.Rate == 0 {
 		h.opts.Rate = DefaultRate
 	}
-	if h.opts.Burst <= 0 {
-		h.opts.Burst = max(int(h.opts.Rate*2), 1)
-	}
+	h.limits = auth.NewKeyLimiter("proxy_key", h.opts.Rate, h.opts.Burst, h.opts.SharedLimits, h.log)
 	return h
 }
 
@@ -264,7 +261,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		auth.WriteError(w, r, err)
 		return
 	}
-	if wait, limited := h.limit(key.ID); limited {
+	if wait, limited := h.limits.Allow(r.Context(), key.ID); limited {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		auth.WriteError(w, r, problem.Newf(problem.RateLimited, "rate_limited", "",
 			"too many proxy calls for this API key, retry in %s — 代理调用过于频繁，请 %s 后重试", wait.Round(time.Millisecond), wait.Round(time.Millisecond)))
@@ -345,25 +342,6 @@ func (h *Handler) checkPath(ctx context.Context, keyID int64, apiPath string) er
 	}
 	return problem.Newf(problem.Forbidden, "path_not_allowed", "path",
 		"this API key may not call %q through the proxy — 此 API 密钥不允许通过代理调用 %q", "/"+apiPath, "/"+apiPath)
-}
-
-func (h *Handler) limit(id int64) (time.Duration, bool) {
-	if h.opts.Rate < 0 {
-		return 0, false
-	}
-	h.mu.Lock()
-	lim, ok := h.limits[id]
-	if !ok {
-		lim = rate.NewLimiter(rate.Limit(h.opts.Rate), h.opts.Burst)
-		h.limits[id] = lim
-	}
-	h.mu.Unlock()
-	res := lim.Reserve()
-	if d := res.Delay(); d > 0 {
-		res.Cancel()
-		return d, true
-	}
-	return 0, false
 }
 
 // serveToken answers cgi-bin/token and cgi-bin/stable_token from the

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,6 +43,7 @@ type roundRobin struct {
 	// after the instance gave it, so WeChat sends that push again to the
 	// next instance; lost counts them.
 	loseEvery, callbacks, lost int
+	lostBodies                 map[[32]byte]bool
 }
 
 func (rr *roundRobin) set(i int, base string) {
@@ -96,9 +98,18 @@ func (rr *roundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // simulator) then sends the push again, and the round-robin takes that
 // retry to another instance.
 func (rr *roundRobin) callback(w http.ResponseWriter, r *http.Request, body []byte) {
+	// A push whose answer was lost once is not lost again: its retry
+	// shows whether another instance answers it from the log.
+	sum := sha256.Sum256(append([]byte(r.URL.Path), body...))
 	rr.mu.Lock()
 	rr.callbacks++
-	lose := rr.loseEvery > 0 && rr.callbacks%rr.loseEvery == 0
+	lose := rr.loseEvery > 0 && rr.callbacks%rr.loseEvery == 0 && !rr.lostBodies[sum]
+	if lose {
+		if rr.lostBodies == nil {
+			rr.lostBodies = map[[32]byte]bool{}
+		}
+		rr.lostBodies[sum] = true
+	}
 	rr.mu.Unlock()
 	if backends := rr.pick(); len(backends) > 0 {
 		req, _ := http.NewRequestWithContext(r.Context(), r.Method, backends[0]+r.URL.RequestURI(), bytes.NewReader(body))
@@ -380,15 +391,23 @@ func TestClusterSurvivesKills(t *testing.T) {
 	if cards := inboxStatsOf(t, ctx, simURL, clusterAppID, clusterScheduleTemplate); cards.Items != len(minutes) {
 		t.Errorf("%d scheduled cards for %d schedule minutes", cards.Items, len(minutes))
 	}
-	// Every follower's push was answered; each is logged once.
-	retried := 0
+	// Every follower's push that WeChat saw answered is logged, and none
+	// twice. A push whose three attempts all met an instance as it was
+	// killed is lost, as on WeChat; that must stay rare.
+	retried, answered := 0, 0
 	for n, p := range pushes {
-		if p.status != http.StatusOK {
+		switch {
+		case p.status == http.StatusOK:
+			answered++
+		case p.status != 0:
 			t.Errorf("push %d: the simulator got HTTP %d after %d attempts", n, p.status, p.attempts)
 		}
 		if p.attempts > 1 {
 			retried++
 		}
+	}
+	if unanswered := len(pushes) - answered; unanswered*50 > len(pushes) {
+		t.Errorf("%d of %d follower pushes got no answer in three attempts", unanswered, len(pushes))
 	}
 	database, err := db.Open(ctx, databaseURL)
 	if err != nil {
@@ -399,8 +418,8 @@ func TestClusterSurvivesKills(t *testing.T) {
 	if err := database.QueryRowContext(ctx, `SELECT count(*), count(DISTINCT msg_id) FROM inbound_messages WHERE account = 'main' AND msg_type = 'text'`).Scan(&logged, &distinct); err != nil {
 		t.Fatal(err)
 	}
-	if logged != len(pushes) || distinct != len(pushes) {
-		t.Errorf("%d follower messages pushed, %d logged (%d distinct)", len(pushes), logged, distinct)
+	if logged != distinct || logged < answered || logged > len(pushes) {
+		t.Errorf("%d follower messages pushed (%d answered), %d logged (%d distinct)", len(pushes), answered, logged, distinct)
 	}
 	// One token fetch for the invalidation, whichever instance saw it.
 	if fetched := tokenCalls() - tokensBefore; fetched != 1 {
