@@ -67,6 +67,18 @@ elif pg_ready || start_postgres; then
 		export WXGATE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	fi
 	export WXGATE_REQUIRE_POSTGRES=1
+	# The cluster test runs three gateways of up to 21 connections each
+	# while other packages' PostgreSQL tests run beside it: more than the
+	# default 100. Raise the limit on a server this script may restart.
+	max_conns=$(psql -At "$WXGATE_TEST_POSTGRES_URL" -c 'SHOW max_connections' 2>/dev/null || echo 0)
+	if [ "${max_conns:-0}" -lt 300 ] && [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+		pg_version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+		if [ -n "$pg_version" ] && psql -q "$WXGATE_TEST_POSTGRES_URL" -c 'ALTER SYSTEM SET max_connections = 300' >/dev/null 2>&1; then
+			say "raising PostgreSQL max_connections from $max_conns to 300 (restart)"
+			pg_ctlcluster --skip-systemctl-redirect "$pg_version" main restart || true
+			for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
+		fi
+	fi
 	say "PostgreSQL reachable: store tests run on SQLite and PostgreSQL"
 else
 	say "PostgreSQL not reachable and could not be installed: PostgreSQL store tests will be skipped (each says why)"
