@@ -285,7 +285,7 @@ var dashboardTexts = texts{
 	"dashboard.token_none":       {"尚未获取", "not fetched yet"},
 	"dashboard.token_paused":     {"已暂停刷新，直到 %s：%s", "refresh paused until %s: %s"},
 	"dashboard.token_refreshes":  {"当前令牌获取于 %s", "current token fetched at %s"},
-	"dashboard.token_fetches":    {"%s获取令牌次数：", "%s, token fetches:"},
+	"dashboard.token_fetches":    {"%s获取令牌次数：", "%s, token fetches: "},
 	"dashboard.token_failures":   {"其中失败 %d 次", "of which %d failed"},
 	"dashboard.token_force":      {"今天强制刷新 %d / 20 次", "%d of 20 force refreshes used today"},
 	"dashboard.token_error":      {"最近一次刷新失败（%s）：%s", "Last refresh failed (%s): %s"},
