@@ -49,6 +49,8 @@ type Options struct {
 	WebhookEvents WebhookRedeliverer
 	// Syncs queues full follower syncs (*follower.SyncJobs).
 	Syncs FollowerSyncs
+	// Tags manages user tags (*follower.Tags).
+	Tags Tagger
 	// Push sends messages and keeps the template registry and
 	// subscription grants (*push.Service).
 	Push Pusher
@@ -157,6 +159,11 @@ func newHandler(opts Options) (*handler, http.Handler) {
 	handle("PUT /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
 	handle("PATCH /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
 	handle("GET /api/v1/audit", need(auth.ScopeAdmin, h.listAudit))
+	handle("GET /api/v1/tags", need(auth.ScopeRead, h.listTags))
+	handle("POST /api/v1/tags", need(auth.ScopeAdmin, h.createTag))
+	handle("PUT /api/v1/tags/{id}", need(auth.ScopeAdmin, h.renameTag))
+	handle("DELETE /api/v1/tags/{id}", need(auth.ScopeAdmin, h.deleteTag))
+	handle("POST /api/v1/tags/{id}/members", need(auth.ScopeAdmin, h.changeTagMembers))
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errNotFound("no such API route: "+r.Method+" "+r.URL.Path+" — 接口不存在"))
 	})

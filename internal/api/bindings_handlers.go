@@ -35,8 +35,12 @@ const qrPNGSize = 320
 
 // decodeBody reads a JSON body (at most 64 KiB) into v, refusing unknown
 // fields.
-func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+func decodeBody(r *http.Request, v any) error { return decodeBodyLimit(r, v, 64<<10) }
+
+// decodeBodyLimit is decodeBody with a size limit of its own (lists of
+// openids).
+func decodeBodyLimit(r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errBadRequest("invalid_json", "the body is not the expected JSON: "+err.Error()+" — 请求体不是有效的 JSON")

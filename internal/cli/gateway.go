@@ -211,6 +211,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 			Webhooks:      webhooks,
 			WebhookEvents: events,
 			Syncs:         syncJobs,
+			Tags:          follower.NewTags(followers, tokens),
 			Push:          pusher,
 			Schedules:     scheduler,
 			Audit:         api.NewAuditStore(database),
