@@ -32,7 +32,9 @@ func TestTagsAPI(t *testing.T) {
 	if str(res, "tagged") != "2" {
 		t.Errorf("tagged %v", res)
 	}
-	tagged := func() int { return len(list(e.must(t, "GET", "/api/v1/followers?account=main&tag="+id, nil, 200), "followers")) }
+	tagged := func() int {
+		return len(list(e.must(t, "GET", "/api/v1/followers?account=main&tag="+id, nil, 200), "followers"))
+	}
 	if n := tagged(); n != 2 {
 		t.Errorf("%d followers listed with the tag, want 2", n)
 	}

@@ -130,4 +130,3 @@ func isProblem(err error, codePrefix string) bool {
 	p, ok := problem.As(err)
 	return ok && strings.HasPrefix(p.Code, codePrefix)
 }
-
