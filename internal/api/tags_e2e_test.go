@@ -38,6 +38,14 @@ func TestTagsAPI(t *testing.T) {
 	if n := tagged(); n != 2 {
 		t.Errorf("%d followers listed with the tag, want 2", n)
 	}
+	// A send to the tag reaches both.
+	e.must(t, "POST", "/api/v1/templates", map[string]any{"account": "main", "template_id": "TPL-R", "kind": "template",
+		"title": "到货通知", "content": "{{thing1.DATA}}"}, 200)
+	sent := e.must(t, "POST", "/api/v1/messages", map[string]any{"account": "main", "to": map[string]any{"tag": tag["id"]},
+		"template": "TPL-R", "data": map[string]string{"thing1": "新品"}}, 202)
+	if got := list(sent, "recipients"); len(got) != 2 {
+		t.Errorf("a send to the tag has %d recipients, want 2: %v", len(got), sent)
+	}
 	res = e.must(t, "POST", path+"/members", map[string]any{"account": "main", "remove": []string{a}}, 200)
 	if str(res, "untagged") != "1" || tagged() != 1 {
 		t.Errorf("after untagging one: %v, %d listed", res, tagged())
@@ -64,6 +72,8 @@ func TestTagsAPI(t *testing.T) {
 		{"POST", path + "/members", map[string]any{"account": "main"}, 400, "openids_required"},
 		{"PUT", "/api/v1/tags/999", map[string]string{"account": "main", "name": "y"}, 404, "unknown_tag"},
 		{"GET", "/api/v1/tags", nil, 400, "account_required"},
+		{"POST", "/api/v1/messages", map[string]any{"account": "main", "to": map[string]any{"tag": 999}, "template": "TPL-R",
+			"data": map[string]string{"thing1": "x"}}, 400, "tag_empty"},
 	} {
 		status, body, raw := e.call(t, c.method, c.path, e.key, c.body)
 		if status != c.status || str(body, "error", "code") != c.code {

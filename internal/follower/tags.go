@@ -140,7 +140,7 @@ func (t *Tags) Delete(ctx context.Context, account string, id int64) error {
 	if err := c.DeleteTag(ctx, id); err != nil {
 		return tagError(fmt.Errorf("follower: deleting tag %d of %s: %w", id, account, err))
 	}
-	openids, err := t.store.openidsWithTag(ctx, account, id)
+	openids, err := t.store.openidsWithTag(ctx, account, id, false)
 	if err != nil {
 		return err
 	}
@@ -230,12 +230,22 @@ func uniqueOpenIDs(in []string) []string {
 	return out
 }
 
+// OpenIDsWithTag returns the subscribed followers carrying tag id, the
+// audience of a send to a tag.
+func (s *Store) OpenIDsWithTag(ctx context.Context, account string, id int64) ([]string, error) {
+	return s.openidsWithTag(ctx, account, id, true)
+}
+
 // openidsWithTag lists the account's followers carrying tag id.
-func (s *Store) openidsWithTag(ctx context.Context, account string, id int64) ([]string, error) {
+func (s *Store) openidsWithTag(ctx context.Context, account string, id int64, subscribedOnly bool) ([]string, error) {
 	q := `SELECT openid FROM followers WHERE account = $1 AND EXISTS (SELECT 1 FROM json_each(tag_ids) WHERE json_each.value = $2)`
 	if s.db.Dialect == db.Postgres {
 		q = `SELECT openid FROM followers WHERE account = $1 AND tag_ids @> jsonb_build_array($2::bigint)`
 	}
+	if subscribedOnly {
+		q += ` AND subscribed`
+	}
+	q += ` ORDER BY openid`
 	rows, err := s.db.QueryContext(ctx, q, account, id)
 	if err != nil {
 		return nil, fmt.Errorf("follower: followers with tag %d: %w", id, err)

@@ -17,6 +17,9 @@ type Resolver interface {
 	// Subscribed returns the follow state of the openids the account knows
 	// as followers (absent: never seen).
 	Subscribed(ctx context.Context, account string, openids []string) (map[string]bool, error)
+	// OpenIDsWithTag returns the subscribed followers carrying a WeChat
+	// user tag.
+	OpenIDsWithTag(ctx context.Context, account string, tagID int64) ([]string, error)
 }
 
 // WindowChecker tells whose customer-service window (48 hours after a

@@ -54,6 +54,9 @@ type Recipients struct {
 	OpenIDs     []string `json:"openids,omitempty"`
 	UnionIDs    []string `json:"unionids,omitempty"`
 	ExternalIDs []string `json:"external_ids,omitempty"`
+	// Tag adds every subscribed follower carrying this WeChat user tag
+	// (official accounts), as openids.
+	Tag *int64 `json:"tag,omitempty"`
 }
 
 // SendOptions carry what comes with a request besides its body.
@@ -402,11 +405,21 @@ func (s *Service) resolve(ctx context.Context, p *sendPlan, to Recipients) error
 		}
 	}
 	add(toOpenID, to.OpenIDs)
+	if to.Tag != nil {
+		tagged, err := s.resolver.OpenIDsWithTag(ctx, p.account.Name, *to.Tag)
+		if err != nil {
+			return err
+		}
+		if len(tagged) == 0 {
+			return problem.Invalidf("tag_empty", "to.tag", "no subscribed follower carries tag %d — 没有关注中的粉丝带有标签 %d", *to.Tag, *to.Tag)
+		}
+		add(toOpenID, tagged)
+	}
 	add(toUnionID, to.UnionIDs)
 	add(toExternalID, to.ExternalIDs)
 	if len(list) == 0 {
 		return problem.Invalidf("recipients_required", "to",
-			"to needs at least one of openids, unionids, external_ids — to 中至少需要一个 openids、unionids 或 external_ids")
+			"to needs at least one of openids, unionids, external_ids, tag — to 中至少需要一个 openids、unionids、external_ids 或 tag")
 	}
 	if len(list) > s.opts.MaxRecipients {
 		return problem.Invalidf("too_many_recipients", "to", "at most %d recipients per message, got %d — 每条消息最多 %d 个接收者",
