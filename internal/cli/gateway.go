@@ -148,6 +148,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	events := webhook.NewPublisher(webhooks, jobs)
 
 	// The domains.
+	tags := follower.NewTags(followers, tokens)
 	binder := follower.NewBinder(follower.BinderOptions{Store: followers, Accounts: cfg.Accounts, Clients: tokens,
 		Events: events, Logger: logger.With("component", "bindings")})
 	pusher, err := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Jobs: jobs,
@@ -190,7 +191,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	admins := auth.NewAdminStore(database, nil)
 	console, err := web.New(web.Options{
 		Accounts: cfg.Accounts, PublicURL: cfg.PublicURL, Admins: admins, Keys: keys,
-		Followers: followers, Binder: binder, Syncs: syncJobs, Messages: messages, Push: pusher,
+		Followers: followers, Binder: binder, Syncs: syncJobs, Tags: tags, Messages: messages, Push: pusher,
 		Schedules: scheduler, Replies: replies, Webhooks: webhooks, WebhookEvents: events, Tokens: tokens,
 		SimulatorURL: opts.simulatorURL, OpenAPI: api.OpenAPI(), Logger: logger.With("component", "console"),
 	})
@@ -211,7 +212,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 			Webhooks:      webhooks,
 			WebhookEvents: events,
 			Syncs:         syncJobs,
-			Tags:          follower.NewTags(followers, tokens),
+			Tags:          tags,
 			Push:          pusher,
 			Schedules:     scheduler,
 			Audit:         api.NewAuditStore(database),

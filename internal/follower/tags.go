@@ -236,6 +236,25 @@ func (s *Store) OpenIDsWithTag(ctx context.Context, account string, id int64) ([
 	return s.openidsWithTag(ctx, account, id, true)
 }
 
+// SubscribedOpenIDs returns up to limit subscribed followers of the
+// account, the audience of a send to all.
+func (s *Store) SubscribedOpenIDs(ctx context.Context, account string, limit int) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT openid FROM followers WHERE account = $1 AND subscribed ORDER BY openid LIMIT $2`, account, limit)
+	if err != nil {
+		return nil, fmt.Errorf("follower: subscribed followers of %s: %w", account, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
 // openidsWithTag lists the account's followers carrying tag id.
 func (s *Store) openidsWithTag(ctx context.Context, account string, id int64, subscribedOnly bool) ([]string, error) {
 	q := `SELECT openid FROM followers WHERE account = $1 AND EXISTS (SELECT 1 FROM json_each(tag_ids) WHERE json_each.value = $2)`

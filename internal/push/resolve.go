@@ -20,6 +20,8 @@ type Resolver interface {
 	// OpenIDsWithTag returns the subscribed followers carrying a WeChat
 	// user tag.
 	OpenIDsWithTag(ctx context.Context, account string, tagID int64) ([]string, error)
+	// SubscribedOpenIDs returns up to limit subscribed followers.
+	SubscribedOpenIDs(ctx context.Context, account string, limit int) ([]string, error)
 }
 
 // WindowChecker tells whose customer-service window (48 hours after a

@@ -57,6 +57,9 @@ type Recipients struct {
 	// Tag adds every subscribed follower carrying this WeChat user tag
 	// (official accounts), as openids.
 	Tag *int64 `json:"tag,omitempty"`
+	// All adds every subscribed follower of the account (at most
+	// MaxRecipients).
+	All bool `json:"all,omitempty"`
 }
 
 // SendOptions carry what comes with a request besides its body.
@@ -415,11 +418,21 @@ func (s *Service) resolve(ctx context.Context, p *sendPlan, to Recipients) error
 		}
 		add(toOpenID, tagged)
 	}
+	if to.All {
+		everyone, err := s.resolver.SubscribedOpenIDs(ctx, p.account.Name, s.opts.MaxRecipients+1)
+		if err != nil {
+			return err
+		}
+		if len(everyone) == 0 {
+			return problem.Invalidf("no_followers", "to.all", "the account has no subscribed follower yet — 该公众号还没有关注中的粉丝")
+		}
+		add(toOpenID, everyone)
+	}
 	add(toUnionID, to.UnionIDs)
 	add(toExternalID, to.ExternalIDs)
 	if len(list) == 0 {
 		return problem.Invalidf("recipients_required", "to",
-			"to needs at least one of openids, unionids, external_ids, tag — to 中至少需要一个 openids、unionids、external_ids 或 tag")
+			"to needs at least one of openids, unionids, external_ids, tag, all — to 中至少需要一个 openids、unionids、external_ids、tag 或 all")
 	}
 	if len(list) > s.opts.MaxRecipients {
 		return problem.Invalidf("too_many_recipients", "to", "at most %d recipients per message, got %d — 每条消息最多 %d 个接收者",

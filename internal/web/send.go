@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/follower"
 	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/push"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // The send composer: pick an account, a channel and a template (or
@@ -53,6 +55,8 @@ type sendForm struct {
 	UnionIDs    string
 	ExternalIDs string
 	Picked      map[string]bool // ticked followers
+	TagID       string          // a user tag's followers
+	All         bool            // every subscribed follower
 	URL         string
 	Text        string
 
@@ -60,6 +64,7 @@ type sendForm struct {
 	Templates []push.Template // of the account and channel
 	Aliases   []aliasChoice
 	Followers []follower.Follower
+	Tags      []wechat.Tag // the account's user tags (official accounts)
 	// Chosen is the picked template (or the alias's), with its fields.
 	Chosen *push.Template
 	Alias  *push.Alias
@@ -131,6 +136,13 @@ func (c *Console) fillSendForm(r *http.Request, f *sendForm, in url.Values) map[
 			c.log.Warn("console: followers for the composer", "err", err)
 		}
 		f.Followers = list
+	}
+	if c.opts.Tags != nil && acct.Kind == config.KindOfficialAccount {
+		tags, err := c.opts.Tags.List(ctx, acct.Name)
+		if err != nil {
+			c.log.Warn("console: tags for the composer", "err", err)
+		}
+		f.Tags = tags
 	}
 	if f.Picked == nil {
 		f.Picked = map[string]bool{}
@@ -242,7 +254,7 @@ func readSendForm(r *http.Request) (*sendForm, url.Values) {
 	f := &sendForm{Account: in.Get("account"), Channel: in.Get("channel"), Template: strings.TrimSpace(in.Get("template")),
 		Idem: in.Get("idem"), OpenIDs: in.Get("to_openids"), UnionIDs: in.Get("to_unionids"),
 		ExternalIDs: in.Get("to_external_ids"), URL: strings.TrimSpace(in.Get("url")), Text: in.Get("text"),
-		Picked: map[string]bool{}}
+		TagID: strings.TrimSpace(in.Get("to_tag")), All: in.Get("to_all") == "1", Picked: map[string]bool{}}
 	for _, id := range in["pick"] {
 		f.Picked[id] = true
 	}
@@ -267,7 +279,10 @@ func (f *sendForm) request(in url.Values) push.Request {
 			openids = append(openids, id)
 		}
 	}
-	req.To = push.Recipients{OpenIDs: sortedCopy(openids), UnionIDs: splitIDs(f.UnionIDs), ExternalIDs: splitIDs(f.ExternalIDs)}
+	req.To = push.Recipients{OpenIDs: sortedCopy(openids), UnionIDs: splitIDs(f.UnionIDs), ExternalIDs: splitIDs(f.ExternalIDs), All: f.All}
+	if id, err := strconv.ParseInt(f.TagID, 10, 64); err == nil {
+		req.To.Tag = &id
+	}
 	if f.IsCustom() {
 		req.Text = f.Text
 		return req
@@ -478,6 +493,9 @@ var sendTexts = texts{
 	"send.unionids":      {"UnionID（每行一个）", "UnionIDs (one a line)"},
 	"send.external_ids":  {"业务系统用户 ID（已绑定的，每行一个）", "External ids (bound users of your system, one a line)"},
 	"send.more_ids":      {"按 UnionID 或业务用户 ID 发送", "Send by unionid or external id"},
+	"send.tag":           {"按标签发送（该标签下所有关注中的粉丝）", "To a tag (every subscribed follower carrying it)"},
+	"send.tag_none":      {"不按标签", "No tag"},
+	"send.all":           {"发送给全部关注中的粉丝", "To every subscribed follower"},
 	"send.to_hint":       {"勾选粉丝或填写 ID，至少一个接收者。", "Tick followers or type ids: at least one recipient."},
 	"send.field_default": {"留空则用别名默认值：%s", "Leave empty for the alias's default: %s"},
 	"send.keyword":       {"关键词", "keyword"},

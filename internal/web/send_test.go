@@ -1,12 +1,17 @@
 package web_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/auth"
 )
 
 var (
@@ -103,5 +108,76 @@ func TestComposerSendsOnceAndShowsDelivery(t *testing.T) {
 	audit := b.get("/admin/audit").page(t, http.StatusOK)
 	if !strings.Contains(audit, "message.send") || !strings.Contains(audit, m[1]) {
 		t.Fatal("the send is not in the audit log")
+	}
+}
+
+// "To every subscribed follower" sends to each of them, once.
+func TestComposerSendsToAll(t *testing.T) {
+	b := signedIn(t, "zh-CN")
+	page, _, idem := composer(t, b)
+	if !strings.Contains(page, `data-test="send-all"`) || !strings.Contains(page, "发送给全部关注中的粉丝") {
+		t.Fatal("the composer offers no send to all")
+	}
+	var following int
+	if err := b.env.DB.QueryRowContext(context.Background(), `SELECT count(*) FROM followers WHERE account = 'demo' AND subscribed`).Scan(&following); err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"account": {"demo"}, "channel": {"template"}, "template": {"new_visitor"}, "idem": {idem}, "to_all": {"1"},
+		"data.customer": {"全体"}, "data.page": {"开盘通知"}, "data.time": {"2026-12-07 11:00"}}
+	r := b.post("/admin/send", form)
+	if r.status != http.StatusSeeOther || progressURL.FindStringSubmatch(r.location) == nil {
+		t.Fatalf("send to all: %d → %q %s", r.status, r.location, r.body)
+	}
+	progress := b.get(r.location).page(t, http.StatusOK)
+	if n := strings.Count(progress, "<tr data-openid="); n != following {
+		t.Errorf("%d recipients for %d subscribed followers", n, following)
+	}
+}
+
+// A user tag of the account is offered as recipients; choosing it sends to
+// the followers carrying it.
+func TestComposerSendsToATag(t *testing.T) {
+	b := signedIn(t, "en")
+	ctx := context.Background()
+	key, _, err := auth.NewStore(b.env.DB, nil).Create(ctx, "tag-test", auth.AllScopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var openid string
+	if err := b.env.DB.QueryRowContext(ctx, `SELECT openid FROM followers WHERE account = 'demo' AND subscribed ORDER BY openid LIMIT 1`).Scan(&openid); err != nil {
+		t.Fatal(err)
+	}
+	api := func(path, body string) map[string]any {
+		req, _ := http.NewRequest("POST", b.env.Gateway+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("POST %s: %d %v", path, resp.StatusCode, out)
+		}
+		return out
+	}
+	name := fmt.Sprintf("composer-%d", time.Now().UnixNano()%100000)
+	id := fmt.Sprint(api("/api/v1/tags", `{"account":"demo","name":"`+name+`"}`)["id"])
+	api("/api/v1/tags/"+id+"/members", `{"account":"demo","add":["`+openid+`"]}`)
+
+	page, _, idem := composer(t, b)
+	if !strings.Contains(page, `<option value="`+id+`" >`+name+` (1)</option>`) && !strings.Contains(page, `value="`+id+`"`) {
+		t.Fatalf("the composer does not offer tag %s:\n%s", id, page)
+	}
+	form := url.Values{"account": {"demo"}, "channel": {"template"}, "template": {"new_visitor"}, "idem": {idem}, "to_tag": {id},
+		"data.customer": {"标签"}, "data.page": {"标签通知"}, "data.time": {"2026-12-07 11:00"}}
+	r := b.post("/admin/send", form)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("send to a tag: %d %s", r.status, r.body)
+	}
+	progress := b.get(r.location).page(t, http.StatusOK)
+	if strings.Count(progress, "<tr data-openid=") != 1 || !strings.Contains(progress, openid) {
+		t.Errorf("the send to the tag is not to its one follower:\n%s", progress)
 	}
 }

@@ -46,6 +46,8 @@ type Options struct {
 	Followers *follower.Store
 	Binder    *follower.Binder
 	Syncs     *follower.SyncJobs
+	// Tags lists the user tags the composer offers as recipients.
+	Tags      *follower.Tags
 	Messages  *msglog.Store
 	Push      *push.Service
 	Schedules *schedule.Service
