@@ -36,6 +36,7 @@ func commandTable() []command {
 		{name: "backup", summary: "online copy of the SQLite database to a file (在线备份 SQLite)", run: runBackup},
 		{name: "send", summary: "send a template, subscription or customer-service message (发送消息)", run: runSend},
 		{name: "followers", summary: "sync | status | list | show followers (粉丝同步与查询)", run: runFollowers},
+		{name: "menu", summary: "apply | show | diff | delete: the custom menu from a YAML file (自定义菜单)", run: runMenu},
 		{name: "tags", summary: "list | create | rename | delete | add | remove: user tags of an account (用户标签)", run: runTags},
 		{name: "bindings", summary: "list | delete | qrcode: external ids bound to followers (绑定)", run: runBindings},
 		{name: "templates", summary: "sync | list templates, set | delete aliases (模板与别名)", run: runTemplates},
