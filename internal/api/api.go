@@ -13,12 +13,19 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/token"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Tokens is what the API needs of the token broker; *token.Registry is one.
 type Tokens interface {
 	Token(ctx context.Context, account string) (token.Token, error)
 	Status(account string) (token.Status, bool)
+}
+
+// APIClients gives the WeChat API client of an account; *token.Registry
+// is one.
+type APIClients interface {
+	Client(account string) (*wechat.Client, bool)
 }
 
 // Authenticator checks API keys; *auth.Store is one.
@@ -51,6 +58,8 @@ type Options struct {
 	Syncs FollowerSyncs
 	// Tags manages user tags (*follower.Tags).
 	Tags Tagger
+	// Clients call WeChat for the menu routes (*token.Registry).
+	Clients APIClients
 	// Push sends messages and keeps the template registry and
 	// subscription grants (*push.Service).
 	Push Pusher
@@ -159,6 +168,9 @@ func newHandler(opts Options) (*handler, http.Handler) {
 	handle("PUT /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
 	handle("PATCH /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
 	handle("GET /api/v1/audit", need(auth.ScopeAdmin, h.listAudit))
+	handle("GET /api/v1/menus", need(auth.ScopeRead, h.getMenu))
+	handle("PUT /api/v1/menus", need(auth.ScopeAdmin, h.putMenu))
+	handle("DELETE /api/v1/menus", need(auth.ScopeAdmin, h.deleteMenu))
 	handle("GET /api/v1/tags", need(auth.ScopeRead, h.listTags))
 	handle("POST /api/v1/tags", need(auth.ScopeAdmin, h.createTag))
 	handle("PUT /api/v1/tags/{id}", need(auth.ScopeAdmin, h.renameTag))

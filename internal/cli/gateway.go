@@ -213,6 +213,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 			WebhookEvents: events,
 			Syncs:         syncJobs,
 			Tags:          tags,
+			Clients:       tokens,
 			Push:          pusher,
 			Schedules:     scheduler,
 			Audit:         api.NewAuditStore(database),

@@ -1,0 +1,40 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/db/dbtest"
+)
+
+// A menu put through the API is WeChat's menu; one that breaks rules is
+// refused whole, every breach named, and the menu WeChat had stays.
+func TestMenusAPI(t *testing.T) {
+	t.Parallel()
+	e := startE2E(t, dbtest.SQLite(t), config.BindingConfig{})
+	good := []map[string]any{{"name": "今日推荐", "type": "click", "key": "TODAY"},
+		{"name": "服务", "sub_button": []map[string]any{{"name": "官网", "type": "view", "url": "https://www.example.com/"}}}}
+	e.must(t, "PUT", "/api/v1/menus", map[string]any{"account": "main", "button": good}, 200)
+	got := list(e.must(t, "GET", "/api/v1/menus?account=main", nil, 200), "button")
+	if len(got) != 2 || str(got[0], "key") != "TODAY" || len(got[1]["sub_button"].([]any)) != 1 {
+		t.Errorf("WeChat's menu: %v", got)
+	}
+	bad := []map[string]any{{"name": "今日推荐今日推荐", "type": "click"}, {"name": "x", "type": "view", "url": "ftp://a"}}
+	status, body, raw := e.call(t, "PUT", "/api/v1/menus", e.key, map[string]any{"account": "main", "button": bad})
+	msg := str(body, "error", "message")
+	if status != 400 || str(body, "error", "code") != "invalid_menu" || !strings.Contains(msg, "buttons[0]") || !strings.Contains(msg, "buttons[1]") ||
+		!strings.Contains(msg, "字节") {
+		t.Errorf("a bad menu: %d %s", status, raw)
+	}
+	if again := list(e.must(t, "GET", "/api/v1/menus?account=main", nil, 200), "button"); len(again) != 2 || str(again[0], "key") != "TODAY" {
+		t.Errorf("the refused menu changed WeChat's: %v", again)
+	}
+	if status, body, _ := e.call(t, "GET", "/api/v1/menus?account=shop-mp", e.key, nil); status != 400 || str(body, "error", "code") != "not_an_official_account" {
+		t.Errorf("a mini program's menu: %d %v", status, body)
+	}
+	e.must(t, "DELETE", "/api/v1/menus?account=main", nil, 204)
+	if none := list(e.must(t, "GET", "/api/v1/menus?account=main", nil, 200), "button"); len(none) != 0 {
+		t.Errorf("after delete: %v", none)
+	}
+}
