@@ -61,7 +61,9 @@ func (s *ruleSet) match(m *wechat.Message) *Rule {
 		switch m.Event {
 		case wechat.EventSubscribe:
 			return s.subscribe
-		case wechat.EventClick:
+		case wechat.EventClick, wechat.EventScancodePush, wechat.EventScancodeWaitMsg, wechat.EventPicSysPhoto,
+			wechat.EventPicPhotoOrAlbum, wechat.EventPicWeixin, wechat.EventLocationSelect:
+			// Every menu button with a key: its click rule answers.
 			if m.EventKey != "" {
 				return s.click[m.EventKey]
 			}

@@ -34,6 +34,9 @@ const (
 	ActionBlockTemplates   = "block_templates"
 	ActionUnblockTemplates = "unblock_templates"
 	ActionVerifyURL        = "verify_url"
+	// ActionMenu presses a button of the app's menu, found by Title (its
+	// name, or "submenu/name"): the event of its type is pushed.
+	ActionMenu = "menu"
 )
 
 var actionAliases = map[string]string{"follow": ActionSubscribe, "unfollow": ActionUnsubscribe}
@@ -252,6 +255,51 @@ func (s *Simulator) applyAction(app *appState, u *userState, typ string, a Actio
 		u.EventWindow = window{Until: now.Add(eventWindow), Remaining: eventWindowSends}
 		return record(pushUserEvent), nil
 
+	case ActionMenu:
+		if err := needFollower(); err != nil {
+			return nil, err
+		}
+		b, ok := findMenuButton(app, a.Title)
+		if !ok {
+			return nil, errorf(CodeNotFound, "菜单中没有按钮 %q: the menu has no button %q", a.Title, a.Title)
+		}
+		kind := pushUserEvent
+		switch b.Type {
+		case "click":
+			setEvent(msg, &sent, wechat.EventClick, b.Key, "[点击菜单 Menu click] "+b.Name)
+		case "view":
+			setEvent(msg, &sent, wechat.EventView, b.URL, "[打开链接 Open link] "+b.URL)
+			kind = pushSilent
+		case "miniprogram":
+			setEvent(msg, &sent, wechat.EventViewMiniProgram, b.PagePath, "[打开小程序 Open mini program] "+b.AppID+" "+b.PagePath)
+			kind = pushSilent
+		case "scancode_push", "scancode_waitmsg":
+			result := a.Content
+			if result == "" {
+				result = "https://weixin.qq.com/r/sim-scan"
+			}
+			setEvent(msg, &sent, b.Type, b.Key, "[扫码 Scan] "+b.Name+": "+result)
+			msg.ScanCodeInfo = &wechat.ScanCodeInfo{ScanType: "qrcode", ScanResult: result}
+		case "pic_sysphoto", "pic_photo_or_album", "pic_weixin":
+			setEvent(msg, &sent, b.Type, b.Key, "[发图 Send pictures] "+b.Name)
+			msg.SendPicsInfo = &wechat.SendPicsInfo{Count: 1, PicList: []wechat.PicItem{{PicMd5Sum: newNonce()}}}
+		case "location_select":
+			lat, lng, label := a.Latitude, a.Longitude, a.Label
+			if lat == 0 && lng == 0 {
+				lat, lng = 23.1291, 113.2644
+			}
+			if label == "" {
+				label = "广州市天河区"
+			}
+			setEvent(msg, &sent, b.Type, b.Key, "[发送位置 Send location] "+label)
+			msg.SendLocationInfo = &wechat.SendLocationInfo{LocationX: lat, LocationY: lng, Scale: 15, Label: label, Poiname: label}
+		default:
+			// media_id, article_id …: WeChat shows the content itself.
+			return nil, errorf(CodeInvalid, "按钮 %q 的类型 %s 不产生事件推送: a %s button pushes no event", b.Name, b.Type, b.Type)
+		}
+		u.EventWindow = window{Until: now.Add(eventWindow), Remaining: eventWindowSends}
+		return record(kind), nil
+
 	case ActionView:
 		if err := needFollower(); err != nil {
 			return nil, err
@@ -452,6 +500,23 @@ func (s *Simulator) popupDecisions(app *appState, a Action) ([]wechat.SubscribeM
 }
 
 // menuLabel names a click for the chat: the button's name when the menu has it.
+// findMenuButton finds a leaf of the app's menu by its name, or by
+// "submenu/name".
+func findMenuButton(app *appState, path string) (menuButton, bool) {
+	parent, name, nested := strings.Cut(path, "/")
+	for _, b := range app.Menu {
+		if !nested && len(b.SubButton) == 0 && b.Name == path {
+			return b, true
+		}
+		for _, leaf := range b.SubButton {
+			if (nested && b.Name == parent && leaf.Name == name) || (!nested && leaf.Name == path) {
+				return leaf, true
+			}
+		}
+	}
+	return menuButton{}, false
+}
+
 func menuLabel(app *appState, key string) string {
 	for _, b := range app.Menu {
 		for _, leaf := range append([]menuButton{b}, b.SubButton...) {
