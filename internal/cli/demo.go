@@ -131,6 +131,9 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err == nil {
 		err = setUpDemoTemplates(ctx, gw)
 	}
+	if err == nil {
+		err = setUpDemoMenu(ctx, gw)
+	}
 	var weatherID int64
 	if err == nil {
 		weatherID, err = setUpDemoSchedule(ctx, gw, sim, simURL)
@@ -241,8 +244,8 @@ func printDemoBanner(env Env, gatewayURL, simURL, metricsURL, mode, key, openid 
 		fmt.Fprintf(w, "  metrics (local only):       %s/metrics\n", metricsURL)
 	}
 	fmt.Fprintf(w, "  API key (every scope):      %s\n\n", key)
-	fmt.Fprintf(w, "Open the simulator page, pick a follower, send a message and watch the auto-reply.\n")
-	fmt.Fprintf(w, "打开模拟器页面，选择一位粉丝发送消息，即可看到自动回复。\n\n")
+	fmt.Fprintf(w, "Open the simulator page, pick a follower, send a message or press a menu button and watch the auto-reply.\n")
+	fmt.Fprintf(w, "打开模拟器页面，选择一位粉丝发送消息或点击菜单，即可看到自动回复。\n\n")
 	fmt.Fprintf(w, "Try the API (试试 API):\n")
 	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/accounts\n", key, gatewayURL)
 	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/accounts/%s/token\n", key, gatewayURL, demoAccount)

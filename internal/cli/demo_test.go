@@ -121,6 +121,17 @@ func TestDemoEndToEnd(t *testing.T) {
 				t.Fatalf("inbox replies = %q, want the welcome then the auto-reply echoing the text", replies)
 			}
 
+			// The demo's menu is on the phone; its scan button is answered.
+			var pressed struct {
+				Reply *struct {
+					Content string `json:"content"`
+				} `json:"reply"`
+			}
+			doJSON(t, postJSON(sim+"/sim/api/users/"+user.OpenID+"/actions", `{"app_id":"wxd0e1110000000001","type":"menu","title":"工具/扫一扫"}`), &pressed)
+			if pressed.Reply == nil || !strings.Contains(pressed.Reply.Content, "扫码结果已收到") {
+				t.Errorf("pressing 工具/扫一扫: %+v", pressed.Reply)
+			}
+
 			// The printed send line delivers a template card to the first follower.
 			sendLine := regexp.MustCompile(`-H 'Idempotency-Key: (\S+)' (\S+/api/v1/messages) -d '(.+)'\n`).FindStringSubmatch(out.String())
 			if sendLine == nil {

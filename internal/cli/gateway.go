@@ -56,6 +56,7 @@ type gateway struct {
 	jobs      *queue.Queue
 	push      *push.Service
 	schedules *schedule.Service
+	replies   *reply.Store
 	listener  net.Listener
 	metrics   net.Listener // nil when metrics.listen is off
 	done      chan error
@@ -270,7 +271,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	cancelHandoff()
 	handedOff = true
 
-	g := &gateway{db: database, listener: ln, metrics: metricsLn, done: make(chan error, 1), tokens: tokens, jobs: jobs, push: pusher, schedules: scheduler}
+	g := &gateway{db: database, listener: ln, metrics: metricsLn, done: make(chan error, 1), tokens: tokens, jobs: jobs, push: pusher, schedules: scheduler, replies: replies}
 	// The token refresh, the reply reload and the message log's retention
 	// end with ctx, before the database closes.
 	var background sync.WaitGroup

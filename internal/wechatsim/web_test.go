@@ -17,6 +17,8 @@ func TestWebPage(t *testing.T) {
 	send["url"] = "https://example.com/lead"
 	b.post(t, "/cgi-bin/message/template/send", tq(tok), send)
 	b.post(t, "/cgi-bin/qrcode/create", tq(tok), map[string]any{"action_name": "QR_LIMIT_STR_SCENE", "action_info": map[string]any{"scene": map[string]any{"scene_str": "S-1"}}})
+	b.post(t, "/cgi-bin/menu/create", tq(tok), map[string]any{"button": []map[string]any{{"name": "今日", "type": "click", "key": "TODAY"},
+		{"name": "工具", "sub_button": []map[string]any{{"name": "扫一扫", "type": "scancode_waitmsg", "key": "SCAN_1"}}}}})
 
 	get := func(path string) (int, string) {
 		resp, err := http.Get(b.srv.URL + path)
@@ -31,7 +33,8 @@ func TestWebPage(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("HTTP %d", status)
 	}
-	for _, want := range []string{"关注 Follow", "取消关注 Unfollow", "新访客提醒", "客户：张三", "详情", "扫码 Scan", "S-1", "&lt;script&gt;"} {
+	for _, want := range []string{"关注 Follow", "取消关注 Unfollow", "新访客提醒", "客户：张三", "详情", "扫码 Scan", "S-1", "&lt;script&gt;",
+		`data-path="今日"`, `data-path="工具/扫一扫"`, `data-type="scancode_waitmsg"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}

@@ -82,13 +82,9 @@
   });
 
   document.querySelectorAll("button.menu-btn").forEach((btn) => {
-    btn.addEventListener("click", () => {
-      if (btn.dataset.type === "view" || btn.dataset.type === "miniprogram") {
-        act("view", { url: btn.dataset.url });
-      } else {
-        act("click", { event_key: btn.dataset.key });
-      }
-    });
+    // The simulator pushes the event of the button's type (CLICK, VIEW,
+    // scancode_*, pic_*, location_select …).
+    btn.addEventListener("click", () => act("menu", { title: btn.dataset.path }));
   });
 
   document.querySelectorAll("form.action").forEach((form) => {
