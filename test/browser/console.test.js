@@ -201,6 +201,11 @@ test("send a card from the composer and see it arrive on the simulator's phone",
     return (await phone.textContent("#chat")).includes(customer);
   });
   await shot(phone, "simulator-phone-card");
+
+  // Its menu: 今日推荐 is answered by the demo's click rule.
+  await phone.click('button.menu-btn[data-path="今日推荐"]');
+  await waitUntil("the menu's reply on the phone", async () => (await phone.textContent("#chat")).includes("今日推荐：楼盘A"));
+  await shot(phone, "simulator-phone-menu");
 });
 
 test("the message list and the dashboard show what was sent", async (t) => {
