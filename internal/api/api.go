@@ -168,6 +168,7 @@ func newHandler(opts Options) (*handler, http.Handler) {
 	handle("PUT /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
 	handle("PATCH /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
 	handle("GET /api/v1/audit", need(auth.ScopeAdmin, h.listAudit))
+	handle("POST /api/v1/followers/{openid}/typing", need(auth.ScopeSend, h.followerTyping))
 	handle("GET /api/v1/menus", need(auth.ScopeRead, h.getMenu))
 	handle("PUT /api/v1/menus", need(auth.ScopeAdmin, h.putMenu))
 	handle("DELETE /api/v1/menus", need(auth.ScopeAdmin, h.deleteMenu))

@@ -6,6 +6,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
+	"github.com/wxgate/wxgate/internal/wechatsim"
 )
 
 // A menu put through the API is WeChat's menu; one that breaks rules is
@@ -36,5 +37,26 @@ func TestMenusAPI(t *testing.T) {
 	e.must(t, "DELETE", "/api/v1/menus?account=main", nil, 204)
 	if none := list(e.must(t, "GET", "/api/v1/menus?account=main", nil, 200), "button"); len(none) != 0 {
 		t.Errorf("after delete: %v", none)
+	}
+}
+
+// A follower who just wrote may be shown "typing…"; one outside the
+// 48-hour window is refused with the reason.
+func TestTypingIndicator(t *testing.T) {
+	t.Parallel()
+	e := startE2E(t, dbtest.SQLite(t), config.BindingConfig{})
+	writer := e.user(t, e2eOA, "", true)
+	if _, err := e.sim.Act(t.Context(), writer, wechatsim.Action{Type: wechatsim.ActionText, Content: "在吗？"}); err != nil {
+		t.Fatal(err)
+	}
+	res := e.must(t, "POST", "/api/v1/followers/"+writer+"/typing", map[string]any{"account": "main"}, 200)
+	if str(res, "typing") != "true" {
+		t.Errorf("typing: %v", res)
+	}
+	e.must(t, "POST", "/api/v1/followers/"+writer+"/typing", map[string]any{"account": "main", "typing": false}, 200)
+	stranger := e.user(t, e2eOA, "", false)
+	status, body, raw := e.call(t, "POST", "/api/v1/followers/"+stranger+"/typing", e.key, map[string]any{"account": "main"})
+	if status != 409 || str(body, "error", "code") != "outside_window" || !strings.Contains(str(body, "error", "message"), "48 小时") {
+		t.Errorf("outside the window: %d %s", status, raw)
 	}
 }

@@ -80,6 +80,7 @@ func TestOpenAPIExamples(t *testing.T) {
 		"GET /api/v1/messages/{id}":                                  "message ids are random",
 		"POST /api/v1/messages/{id}/recipients/{seq}/resend":         "message ids are random",
 		"POST /api/v1/webhooks/{id}/deliveries/{delivery}/redeliver": "a delivery needs an event",
+		"POST /api/v1/followers/{openid}/typing":                     "the example's openid is no follower of the simulator",
 		"POST /api/v1/tags/{id}/members":                             "the example's openid is no follower of the simulator",
 	}
 
