@@ -192,7 +192,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	admins := auth.NewAdminStore(database, nil)
 	console, err := web.New(web.Options{
 		Accounts: cfg.Accounts, PublicURL: cfg.PublicURL, Admins: admins, Keys: keys,
-		Followers: followers, Binder: binder, Syncs: syncJobs, Tags: tags, Messages: messages, Push: pusher,
+		Followers: followers, Binder: binder, Syncs: syncJobs, Tags: tags, Messages: messages, Windows: msglog.NewWindows(database), Push: pusher,
 		Schedules: scheduler, Replies: replies, Webhooks: webhooks, WebhookEvents: events, Tokens: tokens,
 		SimulatorURL: opts.simulatorURL, OpenAPI: api.OpenAPI(), Logger: logger.With("component", "console"),
 	})

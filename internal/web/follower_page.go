@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/follower"
@@ -23,6 +24,13 @@ type followerView struct {
 	Attributes []attribute
 	HasAttrs   bool
 	Timeline   []timelineEntry
+	// WindowOpen tells whether a customer-service reply can be sent now
+	// (the follower wrote or pressed something in the last 48 hours);
+	// Reply is the text of a reply the page shows again with its error.
+	WindowOpen bool
+	CanReply   bool
+	Reply      string
+	ReplyIdem  string
 }
 
 type attribute struct{ Name, Value string }
@@ -41,6 +49,50 @@ const timelineLength = 50
 
 // followerPage is GET /admin/followers/{account}/{openid}.
 func (c *Console) followerPage(w http.ResponseWriter, r *http.Request) {
+	c.showFollower(w, r, http.StatusOK, "", nil)
+}
+
+// followerReply is POST /admin/followers/{account}/{openid}/reply: a
+// customer-service text to the follower, sent through the push pipeline
+// (channel custom); outside the 48-hour window the page says so and keeps
+// the text.
+func (c *Console) followerReply(w http.ResponseWriter, r *http.Request) {
+	if c.opts.Push == nil {
+		c.fail(w, r, errNoPush)
+		return
+	}
+	_ = r.ParseForm()
+	account, openid := r.PathValue("account"), r.PathValue("openid")
+	text, idem := strings.TrimSpace(r.PostForm.Get("text")), r.PostForm.Get("idem")
+	l := lang(r)
+	if text == "" {
+		c.showFollower(w, r, http.StatusBadRequest, text, map[string]string{"text": c.text(l, "follower.reply_empty")})
+		return
+	}
+	if idem == "" {
+		idem = newIdempotencyKey()
+	}
+	sess := sessionFrom(r.Context())
+	res, err := c.opts.Push.Send(r.Context(), push.Request{Account: account, Channel: push.ChannelCustom,
+		To: push.Recipients{OpenIDs: []string{openid}}, Text: text}, push.SendOptions{IdempotencyKey: idem, APIKeyID: push.ConsoleScope(sess.User.ID)})
+	if err != nil {
+		p, ok := problem.As(err)
+		if !ok || p.Kind == problem.Internal || p.Kind == problem.Unavailable {
+			c.fail(w, r, err)
+			return
+		}
+		c.showFollower(w, r, p.Status(), text, map[string]string{"text": p.In(l)})
+		return
+	}
+	if len(res.Accepted.Recipients) == 1 && res.Accepted.Recipients[0].Reason == push.ReasonOutsideWindow {
+		c.showFollower(w, r, http.StatusConflict, text, map[string]string{"text": c.text(l, "follower.reply_outside_window")})
+		return
+	}
+	c.audit(r, "message.reply", res.Accepted.ID, "account="+account+" openid="+openid)
+	http.Redirect(w, r, "/admin/followers/"+url.PathEscape(account)+"/"+url.PathEscape(openid)+"#timeline", http.StatusSeeOther)
+}
+
+func (c *Console) showFollower(w http.ResponseWriter, r *http.Request, status int, reply string, errs map[string]string) {
 	if c.opts.Followers == nil {
 		c.fail(w, r, errPageNotFound)
 		return
@@ -55,7 +107,15 @@ func (c *Console) followerPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	v := followerView{Follower: f}
+	v := followerView{Follower: f, Reply: reply, ReplyIdem: newIdempotencyKey(), CanReply: c.opts.Push != nil}
+	if c.opts.Windows != nil {
+		open, err := c.opts.Windows.OpenWindows(ctx, account, []string{openid}, c.now())
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		v.WindowOpen = open[openid]
+	}
 	if f.UnionID != "" {
 		if v.Person, err = c.opts.Followers.Person(ctx, f.UnionID); err != nil {
 			c.fail(w, r, err)
@@ -100,7 +160,7 @@ func (c *Console) followerPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.SliceStable(v.Timeline, func(i, j int) bool { return v.Timeline[i].At.After(v.Timeline[j].At) })
-	c.render(w, r, http.StatusOK, "follower", "follower.title", v, nil)
+	c.render(w, r, status, "follower", "follower.title", v, errs)
 }
 
 // pushText is the words of a push worth showing: a text message's

@@ -2,6 +2,8 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -93,5 +95,65 @@ func TestFullSyncFromTheConsole(t *testing.T) {
 	}
 	if audit := b.get("/admin/audit").page(t, http.StatusOK); !strings.Contains(audit, "followers.sync") {
 		t.Error("the sync is not in the audit log")
+	}
+}
+
+// A follower who just wrote gets a reply from their page: a
+// customer-service text that reaches the phone and joins the timeline; an
+// empty reply comes back with the reason.
+func TestFollowerPageReplies(t *testing.T) {
+	b := signedIn(t, "zh-CN")
+	env := b.env
+	simPost := func(path, body string) map[string]any {
+		resp, err := http.Post(env.Sim+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("POST %s: %d %v", path, resp.StatusCode, out)
+		}
+		return out
+	}
+	user := simPost("/sim/api/users", `{"app_id":"wxd0e1110000000001","follow":true}`)
+	openid, _ := user["openid"].(string)
+	simPost("/sim/api/users/"+openid+"/actions", `{"app_id":"wxd0e1110000000001","type":"text","content":"请问还有房吗？"}`)
+	link := "/admin/followers/demo/" + openid
+	var page string
+	waitFor(t, 10*time.Second, "the follower's page", func() bool {
+		r := b.get(link)
+		page = r.body
+		return r.status == http.StatusOK && strings.Contains(page, "请问还有房吗")
+	})
+	if !strings.Contains(page, `data-test="follower-reply"`) || !strings.Contains(page, "48 小时客服窗口已打开") {
+		t.Fatalf("no open reply box:\n%s", page)
+	}
+	idem := regexp.MustCompile(`name="idem" value="([^"]+)"`).FindStringSubmatch(page)
+	if idem == nil {
+		t.Fatal("no idempotency key in the reply form")
+	}
+	if r := b.post(link+"/reply", url.Values{"text": {"  "}, "idem": {idem[1]}}); r.status != http.StatusBadRequest || !strings.Contains(r.body, "请填写回复内容") {
+		t.Errorf("an empty reply: %d", r.status)
+	}
+	r := b.post(link+"/reply", url.Values{"text": {"您好，还有两套，欢迎来看房。"}, "idem": {idem[1]}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("reply: %d %s", r.status, r.body)
+	}
+	waitFor(t, 30*time.Second, "the reply on the phone", func() bool {
+		resp, err := http.Get(env.Sim + "/sim/api/users/" + openid + "/inbox?app_id=wxd0e1110000000001")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "还有两套")
+	})
+	if page := b.get(link).page(t, http.StatusOK); !strings.Contains(page, `data-test="timeline-out"`) {
+		t.Error("the reply is not in the timeline")
+	}
+	if audit := b.get("/admin/audit").page(t, http.StatusOK); !strings.Contains(audit, "message.reply") {
+		t.Error("the reply is not in the audit log")
 	}
 }

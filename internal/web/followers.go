@@ -15,6 +15,7 @@ func (c *Console) followerRoutes() {
 	c.page("GET /admin/followers/sync/status", c.syncFragment)
 	c.page("POST /admin/followers/sync", c.startSync)
 	c.page("GET /admin/followers/{account}/{openid}", c.followerPage)
+	c.page("POST /admin/followers/{account}/{openid}/reply", c.followerReply)
 }
 
 // followerRow is a follower with the external ids bound to them.
@@ -154,6 +155,12 @@ var followerTexts = texts{
 	"follower.attributes":            {"属性", "Attributes"},
 	"follower.no_attributes":         {"没有属性（用 PUT /api/v1/followers/{openid}/attributes 设置，定时任务里用 .Attr.名称 读取）。", "No attribute (set them with PUT /api/v1/followers/{openid}/attributes; schedules read them as .Attr.name)."},
 	"follower.timeline":              {"消息往来", "Messages in and out"},
+	"follower.reply":                 {"回复（客服消息）", "Reply (customer-service message)"},
+	"follower.reply_send":            {"发送", "Send"},
+	"follower.reply_open":            {"48 小时客服窗口已打开：可以直接回复。", "The 48-hour window is open: you can reply."},
+	"follower.reply_closed":          {"粉丝 48 小时内没有发消息或点击菜单，微信不允许发送客服消息（45015）。", "The follower has not written or pressed anything in 48 hours; WeChat takes no customer-service message (45015)."},
+	"follower.reply_empty":           {"请填写回复内容", "Write the reply first"},
+	"follower.reply_outside_window":  {"超出 48 小时客服消息窗口，未发送。", "Outside the 48-hour window: not sent."},
 	"follower.timeline_hint":         {"最近 50 条推送和 50 条发送，最新的在前。", "The latest 50 pushes and 50 sends, newest first."},
 	"follower.in":                    {"粉丝 → 公众号", "Follower → account"},
 	"follower.out":                   {"公众号 → 粉丝", "Account → follower"},

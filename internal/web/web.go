@@ -47,8 +47,11 @@ type Options struct {
 	Binder    *follower.Binder
 	Syncs     *follower.SyncJobs
 	// Tags lists the user tags the composer offers as recipients.
-	Tags      *follower.Tags
-	Messages  *msglog.Store
+	Tags     *follower.Tags
+	Messages *msglog.Store
+	// Windows tells whose customer-service window is open (the follower
+	// page's reply box).
+	Windows   *msglog.Windows
 	Push      *push.Service
 	Schedules *schedule.Service
 	Replies   *reply.Store
