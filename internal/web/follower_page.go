@@ -14,6 +14,7 @@ import (
 	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/push"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // followerView is one follower's page.
@@ -90,6 +91,31 @@ func (c *Console) followerReply(w http.ResponseWriter, r *http.Request) {
 	}
 	c.audit(r, "message.reply", res.Accepted.ID, "account="+account+" openid="+openid)
 	http.Redirect(w, r, "/admin/followers/"+url.PathEscape(account)+"/"+url.PathEscape(openid)+"#timeline", http.StatusSeeOther)
+}
+
+// followerTyping is POST /admin/followers/{account}/{openid}/typing (the
+// reply box's script): the follower's phone shows "typing…". 204, or the
+// problem (409 outside_window) as JSON.
+func (c *Console) followerTyping(w http.ResponseWriter, r *http.Request) {
+	account, openid := r.PathValue("account"), r.PathValue("openid")
+	if c.opts.Tokens == nil {
+		c.fail(w, r, errPageNotFound)
+		return
+	}
+	client, ok := c.opts.Tokens.Client(account)
+	if !ok {
+		c.fail(w, r, errPageNotFound)
+		return
+	}
+	if err := client.CustomTyping(r.Context(), openid, true); err != nil {
+		var apiErr *wechat.APIError
+		if errors.As(err, &apiErr) && apiErr.Code == wechat.CodeOutOfWindow {
+			err = problem.Conflictf("outside_window", "", "outside the 48-hour window (45015) — 超出 48 小时客服消息窗口")
+		}
+		c.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (c *Console) showFollower(w http.ResponseWriter, r *http.Request, status int, reply string, errs map[string]string) {

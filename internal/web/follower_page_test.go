@@ -130,6 +130,24 @@ func TestFollowerPageReplies(t *testing.T) {
 	if !strings.Contains(page, `data-test="follower-reply"`) || !strings.Contains(page, "48 小时客服窗口已打开") {
 		t.Fatalf("no open reply box:\n%s", page)
 	}
+	// Writing shows "typing…" on the phone: the box posts to the page's
+	// typing route, which calls WeChat's custom/typing.
+	if !strings.Contains(page, `data-typing="`+link+`/typing"`) {
+		t.Error("the reply box does not show typing")
+	}
+	if r := b.post(link+"/typing", url.Values{}); r.status != http.StatusNoContent {
+		t.Errorf("typing: %d %s", r.status, r.body)
+	}
+	resp, err := http.Get(env.Sim + "/sim/api/calls?app_id=wxd0e1110000000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls map[string]int
+	_ = json.NewDecoder(resp.Body).Decode(&calls)
+	resp.Body.Close()
+	if calls["/cgi-bin/message/custom/typing"] == 0 {
+		t.Errorf("WeChat was not told of the typing: %v", calls)
+	}
 	idem := regexp.MustCompile(`name="idem" value="([^"]+)"`).FindStringSubmatch(page)
 	if idem == nil {
 		t.Fatal("no idempotency key in the reply form")

@@ -16,6 +16,7 @@ func (c *Console) followerRoutes() {
 	c.page("POST /admin/followers/sync", c.startSync)
 	c.page("GET /admin/followers/{account}/{openid}", c.followerPage)
 	c.page("POST /admin/followers/{account}/{openid}/reply", c.followerReply)
+	c.page("POST /admin/followers/{account}/{openid}/typing", c.followerTyping)
 }
 
 // followerRow is a follower with the external ids bound to them.

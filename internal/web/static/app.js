@@ -113,6 +113,21 @@
     });
   }
 
+  // textarea[data-typing="url"]: while one writes, the follower's phone
+  // shows "typing…" (posted at most every 15 s, as WeChat's indicator
+  // lasts about that long); failures are quiet, the reply still works.
+  function typing(el) {
+    var url = el.getAttribute("data-typing");
+    var last = 0;
+    el.addEventListener("input", function () {
+      var now = Date.now();
+      if (now - last < 15000) return;
+      last = now;
+      fetch(url, { method: "POST", credentials: "same-origin", headers: { Accept: accept, "X-CSRF-Token": csrf } })
+        .catch(function () {});
+    });
+  }
+
   // form[data-reload-on-submit-target]: nothing; forms submit normally.
 
   function wire(root) {
@@ -121,6 +136,7 @@
     root.querySelectorAll("form[data-confirm]").forEach(confirmForm);
     root.querySelectorAll("select[data-autosubmit]").forEach(autoSubmit);
     root.querySelectorAll("button[data-copy]").forEach(copyButton);
+    root.querySelectorAll("textarea[data-typing]").forEach(typing);
   }
 
   if (document.readyState === "loading") {
