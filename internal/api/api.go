@@ -60,6 +60,10 @@ type Options struct {
 	Tags Tagger
 	// Clients call WeChat for the menu routes (*token.Registry).
 	Clients APIClients
+	// Deliveries and Windows answer the conversation route (*push.Service,
+	// *msglog.Windows).
+	Deliveries DeliveryReader
+	Windows    WindowChecker
 	// Push sends messages and keeps the template registry and
 	// subscription grants (*push.Service).
 	Push Pusher
@@ -169,6 +173,7 @@ func newHandler(opts Options) (*handler, http.Handler) {
 	handle("PATCH /api/v1/followers/{openid}/attributes", need(auth.ScopeAdmin, h.withSchedules(h.putFollowerAttributes)))
 	handle("GET /api/v1/audit", need(auth.ScopeAdmin, h.listAudit))
 	handle("POST /api/v1/followers/{openid}/typing", need(auth.ScopeSend, h.followerTyping))
+	handle("GET /api/v1/followers/{openid}/conversation", need(auth.ScopeRead, h.followerConversation))
 	handle("GET /api/v1/menus", need(auth.ScopeRead, h.getMenu))
 	handle("PUT /api/v1/menus", need(auth.ScopeAdmin, h.putMenu))
 	handle("DELETE /api/v1/menus", need(auth.ScopeAdmin, h.deleteMenu))

@@ -189,6 +189,7 @@ func startE2E(t *testing.T, d *db.DB, binding config.BindingConfig) *e2e {
 		Routes: map[string]http.Handler{"/api/v1/": api.New(api.Options{Accounts: cfg.Accounts, Tokens: e.tokens, Auth: keys, Now: e.now, Logger: logger,
 			Followers: followers, Binder: binder, Messages: messages, Webhooks: hooks, Push: pusher, Schedules: scheduler,
 			WebhookEvents: events, Audit: api.NewAuditStore(d), Tags: follower.NewTags(followers, e.tokens), Clients: e.tokens,
+			Deliveries: pusher, Windows: msglog.NewWindows(d),
 			Syncs: follower.NewSyncJobs(q, follower.NewSyncer(d, e.now, nil))})}})
 	if err != nil {
 		t.Fatal(err)

@@ -54,7 +54,22 @@ func TestTypingIndicator(t *testing.T) {
 		t.Errorf("typing: %v", res)
 	}
 	e.must(t, "POST", "/api/v1/followers/"+writer+"/typing", map[string]any{"account": "main", "typing": false}, 200)
+	// The conversation shows the follower's words and the window open.
+	conv := e.must(t, "GET", "/api/v1/followers/"+writer+"/conversation?account=main", nil, 200)
+	entries := list(conv, "entries")
+	if str(conv, "window_open") != "true" || len(entries) == 0 || str(entries[0], "direction") != "in" || str(entries[0], "text") != "在吗？" {
+		t.Errorf("conversation: %v", conv)
+	}
+	e.must(t, "POST", "/api/v1/messages", map[string]any{"account": "main", "to": map[string]any{"openids": []string{writer}},
+		"channel": "custom", "text": "在的，请讲"}, 202)
+	entries = list(e.must(t, "GET", "/api/v1/followers/"+writer+"/conversation?account=main", nil, 200), "entries")
+	if len(entries) < 2 || str(entries[0], "direction") != "out" || str(entries[0], "channel") != "custom" {
+		t.Errorf("the reply is not the newest entry: %v", entries)
+	}
 	stranger := e.user(t, e2eOA, "", false)
+	if conv := e.must(t, "GET", "/api/v1/followers/"+stranger+"/conversation?account=main", nil, 200); str(conv, "window_open") != "false" || len(list(conv, "entries")) != 0 {
+		t.Errorf("a stranger's conversation: %v", conv)
+	}
 	status, body, raw := e.call(t, "POST", "/api/v1/followers/"+stranger+"/typing", e.key, map[string]any{"account": "main"})
 	if status != 409 || str(body, "error", "code") != "outside_window" || !strings.Contains(str(body, "error", "message"), "48 小时") {
 		t.Errorf("outside the window: %d %s", status, raw)

@@ -215,6 +215,8 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 			Syncs:         syncJobs,
 			Tags:          tags,
 			Clients:       tokens,
+			Deliveries:    pusher,
+			Windows:       msglog.NewWindows(database),
 			Push:          pusher,
 			Schedules:     scheduler,
 			Audit:         api.NewAuditStore(database),

@@ -83,6 +83,24 @@ type Message struct {
 	HandledAt   *time.Time      `json:"handled_at,omitempty"`
 }
 
+// Words is what the push says, for a conversation view: a text's content,
+// an event's key (a menu button, a scan's scene), a location's label.
+func (m Message) Words() string {
+	var f struct {
+		Content  string `json:"Content"`
+		EventKey string `json:"EventKey"`
+		Label    string `json:"Label"`
+	}
+	_ = json.Unmarshal(m.Fields, &f)
+	switch {
+	case f.Content != "":
+		return f.Content
+	case f.EventKey != "":
+		return f.EventKey
+	}
+	return f.Label
+}
+
 // ErrNotFound is returned when no row matches.
 var ErrNotFound = errors.New("msglog: message not found")
 

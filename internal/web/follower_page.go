@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -172,7 +171,7 @@ func (c *Console) showFollower(w http.ResponseWriter, r *http.Request, status in
 		}
 		for i := range in {
 			m := &in[i]
-			v.Timeline = append(v.Timeline, timelineEntry{At: m.ReceivedAt, In: m, Text: pushText(m)})
+			v.Timeline = append(v.Timeline, timelineEntry{At: m.ReceivedAt, In: m, Text: m.Words()})
 		}
 	}
 	if c.opts.Push != nil {
@@ -187,24 +186,6 @@ func (c *Console) showFollower(w http.ResponseWriter, r *http.Request, status in
 	}
 	sort.SliceStable(v.Timeline, func(i, j int) bool { return v.Timeline[i].At.After(v.Timeline[j].At) })
 	c.render(w, r, status, "follower", "follower.title", v, errs)
-}
-
-// pushText is the words of a push worth showing: a text message's
-// content, a menu click's key, a scan's scene.
-func pushText(m *msglog.Message) string {
-	var fields struct {
-		Content  string `json:"Content"`
-		EventKey string `json:"EventKey"`
-		Label    string `json:"Label"`
-	}
-	_ = json.Unmarshal(m.Fields, &fields)
-	switch {
-	case fields.Content != "":
-		return fields.Content
-	case fields.EventKey != "":
-		return fields.EventKey
-	}
-	return fields.Label
 }
 
 // syncView is the state of an account's full sync.
