@@ -167,7 +167,10 @@ type call struct {
 	path   string
 	query  url.Values // without access_token
 	body   any        // JSON-encoded when non-nil
-	token  bool       // needs an access_token
+	// raw, when set, is sent as it is with contentType (a multipart upload).
+	raw         []byte
+	contentType string
+	token       bool // needs an access_token
 	// once: WeChat does not de-duplicate this call, so once the request
 	// may have reached a domain it is not sent to the next one.
 	once bool
@@ -184,6 +187,9 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 			return fmt.Errorf("wechat %s: encode request: %w", cl.path, err)
 		}
 		body = b
+	}
+	if cl.raw != nil {
+		body = cl.raw
 	}
 	if !cl.token {
 		return c.t.roundTrip(ctx, cl, "", body, out)
@@ -220,9 +226,13 @@ func (t *transport) roundTrip(ctx context.Context, cl call, token string, body [
 	order := t.order()
 	var lastErr error
 	for n, i := range order {
-		raw, err := t.send(ctx, t.baseURLs[i], cl, token, body)
+		raw, header, err := t.send(ctx, t.baseURLs[i], cl, token, body)
 		if err == nil {
 			t.markUp(i)
+			if d, ok := out.(*Download); ok && !looksLikeJSON(raw) {
+				d.Data, d.ContentType, d.FileName = raw, header.Get("Content-Type"), fileNameOf(header)
+				return nil
+			}
 			return decodeResponse(cl.path, raw, out)
 		}
 		if ctx.Err() != nil || !failsOver(err) || cl.once && OutcomeUnknown(err) {
@@ -284,7 +294,7 @@ func failsOver(err error) bool {
 }
 
 // send performs one HTTP exchange and returns the body of a 2xx answer.
-func (t *transport) send(ctx context.Context, base string, cl call, token string, body []byte) ([]byte, error) {
+func (t *transport) send(ctx context.Context, base string, cl call, token string, body []byte) ([]byte, http.Header, error) {
 	q := url.Values{}
 	for k, v := range cl.query {
 		q[k] = v
@@ -308,10 +318,14 @@ func (t *transport) send(ctx context.Context, base string, cl call, token string
 	})
 	req, err := http.NewRequestWithContext(ctx, cl.method, u, rd)
 	if err != nil {
-		return nil, fmt.Errorf("wechat %s: build request: %s", cl.path, redactText(err.Error()))
+		return nil, nil, fmt.Errorf("wechat %s: build request: %s", cl.path, redactText(err.Error()))
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		ctype := "application/json; charset=utf-8"
+		if cl.contentType != "" {
+			ctype = cl.contentType
+		}
+		req.Header.Set("Content-Type", ctype)
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	req.Header.Set("Accept", "application/json")
@@ -324,7 +338,7 @@ func (t *transport) send(ctx context.Context, base string, cl call, token string
 		terr := &TransportError{Path: cl.path, Host: hostOf(base), Err: scrubError(err), Sent: wrote.Load()}
 		t.log.LogAttrs(ctx, slog.LevelDebug, "wechat api call", append(attrs,
 			slog.Duration("took", t.now().Sub(start)), slog.String("error", terr.Error()))...)
-		return nil, terr
+		return nil, nil, terr
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
@@ -332,14 +346,14 @@ func (t *transport) send(ctx context.Context, base string, cl call, token string
 	if err != nil {
 		terr := &TransportError{Path: cl.path, Host: hostOf(base), Err: scrubError(err), Sent: true}
 		t.log.LogAttrs(ctx, slog.LevelDebug, "wechat api call", append(attrs, slog.String("error", terr.Error()))...)
-		return nil, terr
+		return nil, nil, terr
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		t.log.LogAttrs(ctx, slog.LevelDebug, "wechat api call", attrs...)
-		return nil, &HTTPError{Path: cl.path, Host: hostOf(base), StatusCode: resp.StatusCode}
+		return nil, nil, &HTTPError{Path: cl.path, Host: hostOf(base), StatusCode: resp.StatusCode}
 	}
 	t.log.LogAttrs(ctx, slog.LevelDebug, "wechat api call", attrs...)
-	return raw, nil
+	return raw, resp.Header, nil
 }
 
 func hostOf(base string) string {

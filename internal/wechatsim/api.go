@@ -45,6 +45,9 @@ var errmsgs = map[int]string{
 	40001: "invalid credential, access_token is invalid or not latest, could get access_token by getStableAccessToken, more details at https://mmbizurl.cn/s/JtxxFh33r",
 	40002: "invalid grant_type",
 	40003: "invalid openid",
+	40004: "invalid media type",
+	40005: "invalid file type",
+	40006: "invalid meida size",
 	40007: "invalid media_id",
 	40008: "invalid message type",
 	40013: "invalid appid",
@@ -62,6 +65,7 @@ var errmsgs = map[int]string{
 	40029: "invalid code",
 	40032: "invalid openid list size",
 	40037: "invalid template_id",
+	40059: "invalid msg id",
 	40052: "invalid action name",
 	40053: "invalid action info, please check document",
 	40125: "invalid appsecret",
@@ -72,6 +76,7 @@ var errmsgs = map[int]string{
 	41001: "access_token missing",
 	41002: "appid missing",
 	41004: "appsecret missing",
+	41005: "media data missing",
 	41008: "missing code",
 	42001: "access_token expired",
 	43004: "require subscribe",
@@ -83,11 +88,15 @@ var errmsgs = map[int]string{
 	45011: "api minute-quota reach limit mustslower retry next minute",
 	45015: "response out of time limit or subscription is canceled",
 	45026: "template num exceeds limit",
+	45028: "has no masssend quota",
 	45047: "out of response count limit",
 	45056: "too many tags",
 	45057: "can't delete the tag that has too many fans",
 	45058: "can't modify sys tag",
 	45059: "too many tag now, no need to add new",
+	45065: "clientmsgid exist",
+	45066: "same clientmsgid retry too fast",
+	45067: "clientmsgid size out of limit",
 	45157: "invalid tag name",
 	45158: "tag name too long",
 	45159: "invalid tag id",
@@ -141,7 +150,9 @@ type apiRoute struct {
 	kinds []string
 	// unlocked handlers take s.mu themselves because they do I/O.
 	unlocked bool
-	handle   apiHandler
+	// maxBody overrides maxAPIBody (uploads).
+	maxBody int64
+	handle  apiHandler
 }
 
 var (
@@ -184,6 +195,18 @@ func (s *Simulator) apiRoutes() []apiRoute {
 		{path: "/cgi-bin/tags/members/batchuntagging", auth: true, kinds: onlyOA, handle: s.handleTagBatchUntagging},
 		{path: "/cgi-bin/tags/getidlist", auth: true, kinds: onlyOA, handle: s.handleTagIDList},
 		{path: "/cgi-bin/user/tag/get", auth: true, kinds: onlyOA, handle: s.handleTagUsers},
+		{path: "/cgi-bin/media/upload", auth: true, maxBody: maxMediaBody, handle: s.handleMediaUpload},
+		{path: "/cgi-bin/media/get", auth: true, handle: s.handleMediaGet},
+		{path: "/cgi-bin/material/add_material", auth: true, kinds: onlyOA, maxBody: maxMediaBody, handle: s.handleAddMaterial},
+		{path: "/cgi-bin/material/get_material", auth: true, kinds: onlyOA, handle: s.handleGetMaterial},
+		{path: "/cgi-bin/material/del_material", auth: true, kinds: onlyOA, handle: s.handleDelMaterial},
+		{path: "/cgi-bin/material/get_materialcount", auth: true, kinds: onlyOA, handle: s.handleMaterialCount},
+		{path: "/cgi-bin/material/batchget_material", auth: true, kinds: onlyOA, handle: s.handleBatchGetMaterial},
+		{path: "/cgi-bin/message/mass/sendall", auth: true, kinds: onlyOA, handle: s.handleMassSendAll},
+		{path: "/cgi-bin/message/mass/send", auth: true, kinds: onlyOA, handle: s.handleMassSend},
+		{path: "/cgi-bin/message/mass/preview", auth: true, kinds: onlyOA, handle: s.handleMassPreview},
+		{path: "/cgi-bin/message/mass/delete", auth: true, kinds: onlyOA, handle: s.handleMassDelete},
+		{path: "/cgi-bin/message/mass/get", auth: true, kinds: onlyOA, handle: s.handleMassGet},
 	}
 }
 
@@ -191,7 +214,11 @@ func (s *Simulator) apiRoutes() []apiRoute {
 // token, run the handler, write the answer.
 func (s *Simulator) serveAPI(route apiRoute) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxAPIBody))
+		limit := int64(maxAPIBody)
+		if route.maxBody > 0 {
+			limit = route.maxBody
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, limit))
 		if err != nil {
 			return // the client went away
 		}
@@ -226,6 +253,9 @@ func (s *Simulator) serveAPI(route apiRoute) http.HandlerFunc {
 		}
 		switch v := result.(type) {
 		case rawResponse:
+			for k, vals := range v.header {
+				w.Header()[k] = vals
+			}
 			w.Header().Set("Content-Type", v.contentType)
 			w.WriteHeader(v.status)
 			_, _ = w.Write(v.body)
@@ -352,6 +382,7 @@ type rawResponse struct {
 	status      int
 	contentType string
 	body        []byte
+	header      http.Header
 }
 
 func contentTypeFor(r *http.Request) string {
@@ -407,6 +438,9 @@ var dailyQuotas = map[string]int{
 	"/cgi-bin/user/info":             5000000,
 	"/cgi-bin/user/info/batchget":    5000000,
 	"/cgi-bin/message/template/send": 100000,
+	"/cgi-bin/media/upload":          100000,
+	"/cgi-bin/media/get":             200000,
+	"/cgi-bin/message/mass/sendall":  100,
 }
 
 type quotaCounter struct {

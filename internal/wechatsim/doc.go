@@ -48,6 +48,14 @@
 //	POST /cgi-bin/callback/check               POST /cgi-bin/clear_quota
 //	POST /cgi-bin/tags/create|update|delete, /tags/members/batchtagging|batchuntagging, /tags/getidlist,
 //	     /cgi-bin/user/tag/get                 GET  /cgi-bin/tags/get
+//	POST /cgi-bin/media/upload (multipart)     GET  /cgi-bin/media/get (the file; 40007 after 3 days)
+//	POST /cgi-bin/material/add_material|get_material|del_material|batchget_material
+//	                                           GET  /cgi-bin/material/get_materialcount
+//	     Size limits (image 10 MB, voice 2 MB, video 10 MB, thumb 64 KB: 40009–40012) and formats
+//	     (sniffed: jpg/png/gif/bmp, amr/mp3, mp4, jpg: 40005) are WeChat's; a voice's 60 s is not checked.
+//	POST /cgi-bin/message/mass/sendall|send|preview|delete|get: MASSSENDJOBFINISH after the job delay,
+//	     4 sends per calendar month (45028; AppConfig.mass_sends_per_month), clientmsgid (45065–45067).
+//	     mpnews ids are not checked (the draft box is not simulated).
 //
 // Other /cgi-bin/, /sns/ and /wxaapi/ paths answer HTTP 404 with errcode
 // 48001. "43003 require https" is not simulated.

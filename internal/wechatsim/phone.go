@@ -188,6 +188,9 @@ func (s *Simulator) applyAction(app *appState, u *userState, typ string, a Actio
 		msg.MsgType = typ
 		msg.MsgID = s.st.nextMsgID()
 		sent.MsgType, sent.MsgID = typ, msg.MsgID
+		if (typ == ActionImage || typ == ActionVoice) && a.MediaID == "" {
+			app.userMedia(msg.MediaID, typ, now) // so that media/get can fetch it
+		}
 		u.MsgWindow = window{Until: now.Add(messageWindow), Remaining: messageWindowSends}
 		return record(pushUserMessage), nil
 

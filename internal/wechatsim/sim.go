@@ -105,6 +105,9 @@ type AppConfig struct {
 	// Quotas overrides daily quotas per API path, e.g.
 	// {"/cgi-bin/message/template/send": 3}; handy for 45009 tests.
 	Quotas map[string]int `json:"quotas,omitempty" yaml:"quotas"`
+	// MassSendsPerMonth is the mass-send quota (群发次数); 0 means a
+	// 服务号's 4 per calendar month.
+	MassSendsPerMonth int `json:"mass_sends_per_month,omitempty" yaml:"mass_sends_per_month"`
 }
 
 // TemplateConfig is a private template of an app.

@@ -54,12 +54,14 @@ type appState struct {
 	ClearQuotaMonth string                   `json:"clear_quota_month,omitempty"`
 	ClearQuotaCount int                      `json:"clear_quota_count,omitempty"`
 
-	Templates   []*appTemplate     `json:"templates"`
-	Menu        []menuButton       `json:"menu,omitempty"`
-	PermanentQR map[string]string  `json:"permanent_qr"` // scene → ticket
-	Replays     map[string]*replay `json:"replays"`      // openid + "\x00" + client_msg_id
-	Tags        []*tag             `json:"tags,omitempty"`
-	NextTagID   int                `json:"next_tag_id,omitempty"`
+	Templates   []*appTemplate        `json:"templates"`
+	Menu        []menuButton          `json:"menu,omitempty"`
+	PermanentQR map[string]string     `json:"permanent_qr"` // scene → ticket
+	Replays     map[string]*replay    `json:"replays"`      // openid + "\x00" + client_msg_id
+	Tags        []*tag                `json:"tags,omitempty"`
+	NextTagID   int                   `json:"next_tag_id,omitempty"`
+	Media       map[string]*mediaFile `json:"media,omitempty"`
+	Masses      []*massJob            `json:"masses,omitempty"`
 
 	// replaysPrunedAt is when Replays was last swept (pruneReplays); not
 	// saved, a loaded state is swept at its first send.
