@@ -58,6 +58,10 @@ type Options struct {
 	Syncs FollowerSyncs
 	// Tags manages user tags (*follower.Tags).
 	Tags Tagger
+	// Media uploads files to WeChat and fetches followers' files
+	// (*media.Library); Mass sends mass messages (*mass.Service).
+	Media MediaLibrary
+	Mass  MassSender
 	// Clients call WeChat for the menu routes (*token.Registry).
 	Clients APIClients
 	// Deliveries and Windows answer the conversation route (*push.Service,
@@ -182,6 +186,17 @@ func newHandler(opts Options) (*handler, http.Handler) {
 	handle("PUT /api/v1/tags/{id}", need(auth.ScopeAdmin, h.renameTag))
 	handle("DELETE /api/v1/tags/{id}", need(auth.ScopeAdmin, h.deleteTag))
 	handle("POST /api/v1/tags/{id}/members", need(auth.ScopeAdmin, h.changeTagMembers))
+	handle("POST /api/v1/media", need(auth.ScopeAdmin, h.uploadMedia))
+	handle("GET /api/v1/media", need(auth.ScopeRead, h.listMedia))
+	handle("DELETE /api/v1/media/{media_id}", need(auth.ScopeAdmin, h.deleteMedia))
+	handle("POST /api/v1/media/downloads", need(auth.ScopeSend, h.fetchMedia))
+	handle("GET /api/v1/media/downloads/{media_id}", need(auth.ScopeRead, h.downloadedMedia))
+	handle("POST /api/v1/mass", need(auth.ScopeSend, h.sendMass))
+	handle("GET /api/v1/mass", need(auth.ScopeRead, h.listMass))
+	handle("POST /api/v1/mass/preview", need(auth.ScopeSend, h.previewMass))
+	handle("GET /api/v1/mass/quota", need(auth.ScopeRead, h.massQuota))
+	handle("GET /api/v1/mass/{id}", need(auth.ScopeRead, h.getMass))
+	handle("DELETE /api/v1/mass/{id}", need(auth.ScopeAdmin, h.deleteMass))
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errNotFound("no such API route: "+r.Method+" "+r.URL.Path+" — 接口不存在"))
 	})

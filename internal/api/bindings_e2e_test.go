@@ -34,6 +34,8 @@ import (
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/mass"
+	"github.com/wxgate/wxgate/internal/media"
 	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/queue"
@@ -184,12 +186,14 @@ func startE2E(t *testing.T, d *db.DB, binding config.BindingConfig) *e2e {
 
 	keys := auth.NewStore(d, nil)
 	messages := msglog.NewStore(d, msglog.Options{Now: e.now})
+	library := media.New(media.Options{DB: d, Clients: e.tokens, Now: e.now, Logger: logger})
 	srv, err := servertest.New(servertest.Options{Config: cfg, DB: d, Now: e.now, Responder: binder.Respond, Logger: logger,
 		Messages: messages, Followers: followers,
 		Routes: map[string]http.Handler{"/api/v1/": api.New(api.Options{Accounts: cfg.Accounts, Tokens: e.tokens, Auth: keys, Now: e.now, Logger: logger,
 			Followers: followers, Binder: binder, Messages: messages, Webhooks: hooks, Push: pusher, Schedules: scheduler,
 			WebhookEvents: events, Audit: api.NewAuditStore(d), Tags: follower.NewTags(followers, e.tokens), Clients: e.tokens,
 			Deliveries: pusher, Windows: msglog.NewWindows(d),
+			Media: library, Mass: mass.New(mass.Options{DB: d, Accounts: cfg.Accounts, Clients: e.tokens, Files: library, Now: e.now, Logger: logger}),
 			Syncs: follower.NewSyncJobs(q, follower.NewSyncer(d, e.now, nil))})}})
 	if err != nil {
 		t.Fatal(err)

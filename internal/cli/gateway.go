@@ -21,6 +21,8 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/mass"
+	"github.com/wxgate/wxgate/internal/media"
 	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/push"
@@ -129,6 +131,11 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		return nil, fmt.Errorf("seeding reply rules: %w", err)
 	}
 	webhooks := webhook.NewStore(database, time.Now)
+	mediaLibrary := media.New(media.Options{DB: database, Clients: tokens, Logger: logger.With("component", "media"),
+		MaxDownload: cfg.Media.DownloadMaxBytes})
+	replies.UseFiles(mediaLibrary, logger.With("component", "reply"))
+	masses := mass.New(mass.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Files: mediaLibrary,
+		Logger: logger.With("component", "mass")})
 
 	// The queue, with the workers of every job kind the gateway runs;
 	// push's worker needs the queue itself and is added before Start.
@@ -136,6 +143,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	river.AddWorker(workers, follower.NewProfileWorker(followers, tokens, logger.With("component", "follower")))
 	river.AddWorker(workers, follower.NewSyncWorker(syncer, tokens, logger.With("component", "follower")))
 	river.AddWorker(workers, webhook.NewWorker(webhook.NewSender(webhooks, nil, logger.With("component", "webhook"))))
+	river.AddWorker(workers, mediaLibrary.RenewWorker())
 	jobs, err := queue.New(ctx, database, queue.Options{
 		Logger:      logger.With("component", "queue"),
 		Workers:     workers,
@@ -163,6 +171,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	river.AddWorker(workers, pusher.Worker())
 	river.AddWorker(workers, pusher.ReceiptSweepWorker())
 	jobs.Client().PeriodicJobs().Add(pusher.ReceiptSweepJob())
+	jobs.Client().PeriodicJobs().Add(mediaLibrary.RenewJob())
 	scheduler := schedule.New(schedule.Options{DB: database, Accounts: cfg.Accounts, Push: pusher, Jobs: jobs, Bindings: followers,
 		Secrets: schedule.ChainSecrets(opts.secrets, schedule.EnvSecrets(os.Environ())), Logger: logger.With("component", "schedule")})
 	scheduler.Register(workers)
@@ -180,7 +189,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		Responder:  binder.Respond,
 		Followers:  followers,
 		Profiles:   follower.NewProfileJobs(jobs, tokens, logger.With("component", "follower")),
-		Hooks:      []callback.Hook{pusher.Hook, webhook.NewInboundHook(events).Hook},
+		Hooks:      []callback.Hook{pusher.Hook, masses.Hook, webhook.NewInboundHook(events).Hook},
 		Logger:     logger.With("component", "callback"),
 		Registerer: registry,
 	})
@@ -214,6 +223,8 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 			WebhookEvents: events,
 			Syncs:         syncJobs,
 			Tags:          tags,
+			Media:         mediaLibrary,
+			Mass:          masses,
 			Clients:       tokens,
 			Deliveries:    pusher,
 			Windows:       msglog.NewWindows(database),
@@ -282,6 +293,9 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		replies.RefreshEvery(ctx, replyRefresh, func(err error) { logger.Warn("reloading reply rules", "err", err) })
 	})
 	background.Go(func() { messages.RunRetention(ctx, cfg.MsgLog.Retention, logger.With("component", "msglog")) })
+	// The files reply rules name go up to WeChat before the first push
+	// needs them.
+	background.Go(func() { replies.Warm(ctx) })
 	go func() {
 		err := srv.Serve(ctx, ln)
 		if errors.Is(err, http.ErrServerClosed) {

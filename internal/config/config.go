@@ -61,6 +61,7 @@ type Config struct {
 	Followers       FollowersConfig `yaml:"followers"`
 	MsgLog          MsgLogConfig    `yaml:"msglog"`
 	Metrics         MetricsConfig   `yaml:"metrics"`
+	Media           MediaConfig     `yaml:"media"`
 	Accounts        []Account       `yaml:"accounts"`
 }
 
@@ -129,6 +130,16 @@ type MsgLogConfig struct {
 // DefaultMsgLogRetention is how long pushes are kept by default: 30 days.
 const DefaultMsgLogRetention = 30 * 24 * time.Hour
 
+// MediaConfig tunes media uploads and downloads.
+type MediaConfig struct {
+	// DownloadMaxBytes caps a follower's file (image, voice) fetched from
+	// WeChat into the database; 0 means DefaultMediaDownloadMaxBytes.
+	DownloadMaxBytes int64 `yaml:"download_max_bytes"`
+}
+
+// DefaultMediaDownloadMaxBytes is the default download cap: 10 MiB.
+const DefaultMediaDownloadMaxBytes = 10 << 20
+
 // APIConfig tunes the JSON API.
 type APIConfig struct {
 	// RatePerKey limits requests per second per API key; 0 means no limit.
@@ -172,6 +183,10 @@ type Account struct {
 	// Binding tunes the binding of business user ids (external ids) to
 	// the account's followers by QR code or mini-program login.
 	Binding BindingConfig `yaml:"binding,omitempty"`
+	// MassSendsPerMonth is the account's mass-send quota (群发次数) that
+	// wxgate counts before sending: 4 per calendar month for a 服务号, the
+	// default; a 订阅号 (1 per day) sets 31.
+	MassSendsPerMonth int `yaml:"mass_sends_per_month,omitempty"`
 }
 
 // BindingConfig tunes bindings of one account. Empty texts mean the
@@ -205,9 +220,13 @@ type ReplyRule struct {
 // the shape stored in the reply_rules.reply column.
 type ReplyContent struct {
 	// Type is text, none (answer "success"), image, voice, video or news.
-	Type        string    `yaml:"type" json:"type"`
-	Content     string    `yaml:"content,omitempty" json:"content,omitempty"`
-	MediaID     string    `yaml:"media_id,omitempty" json:"media_id,omitempty"`
+	Type    string `yaml:"type" json:"type"`
+	Content string `yaml:"content,omitempty" json:"content,omitempty"`
+	MediaID string `yaml:"media_id,omitempty" json:"media_id,omitempty"`
+	// File is a local image, voice or video file used instead of MediaID:
+	// wxgate uploads it as temporary media and keeps it fresh. A relative
+	// path is read from the configuration file's directory.
+	File        string    `yaml:"file,omitempty" json:"file,omitempty"`
 	Title       string    `yaml:"title,omitempty" json:"title,omitempty"`
 	Description string    `yaml:"description,omitempty" json:"description,omitempty"`
 	Articles    []Article `yaml:"articles,omitempty" json:"articles,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ func Load(path string, environ []string) (Config, error) {
 		if err := decodeFile(path, &cfg); err != nil {
 			return Config{}, err
 		}
+		resolveReplyFiles(&cfg, filepath.Dir(path))
 	}
 	if err := applyEnv(&cfg, environ); err != nil {
 		return Config{}, err
@@ -41,6 +43,19 @@ func Load(path string, environ []string) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// resolveReplyFiles makes the files named by reply rules relative to the
+// configuration file's directory, where the user wrote them from.
+func resolveReplyFiles(cfg *Config, dir string) {
+	for i := range cfg.Accounts {
+		for j := range cfg.Accounts[i].Replies {
+			c := &cfg.Accounts[i].Replies[j].Reply
+			if c.File != "" && !filepath.IsAbs(c.File) {
+				c.File = filepath.Join(dir, c.File)
+			}
+		}
+	}
 }
 
 func decodeFile(path string, cfg *Config) error {
@@ -165,6 +180,12 @@ func setTopLevel(cfg *Config, key, value string) error {
 		return parseFloatInto(&cfg.API.RatePerKey, key, value)
 	case "WXGATE_FOLLOWERS_SYNC_EVERY":
 		return parseDurationInto(&cfg.Followers.SyncEvery, key, value)
+	case "WXGATE_MEDIA_DOWNLOAD_MAX_BYTES":
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s: %q is not a whole number of bytes", key, value)
+		}
+		cfg.Media.DownloadMaxBytes = n
 	case "WXGATE_MSGLOG_RETENTION":
 		return parseDurationInto(&cfg.MsgLog.Retention, key, value)
 	case "WXGATE_API_BURST_PER_KEY":

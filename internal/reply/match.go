@@ -16,12 +16,15 @@ type ruleSet struct {
 	keywords  []*Rule
 	msgTypes  map[string]*Rule
 	fallback  *Rule
+	rules     []Rule
 }
+
+func (s *ruleSet) all() []Rule { return s.rules }
 
 // buildRuleSet indexes rules (already sorted by position). When several
 // rules compete for the same slot the first one wins, as the list shows.
 func buildRuleSet(rules []Rule) *ruleSet {
-	set := &ruleSet{click: map[string]*Rule{}, msgTypes: map[string]*Rule{}}
+	set := &ruleSet{click: map[string]*Rule{}, msgTypes: map[string]*Rule{}, rules: rules}
 	for i := range rules {
 		r := &rules[i]
 		if !r.Enabled {

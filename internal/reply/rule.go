@@ -161,6 +161,9 @@ func (r *Rule) normalize() error {
 	default:
 		add("match must be keyword, msg_type, subscribe, click or default (got %q) — match 只能是 keyword（关键词）、msg_type（消息类型）、subscribe（关注）、click（菜单点击）或 default（默认回复）", r.Match)
 	}
+	if r.Reply.File != "" && r.Reply.Type != ReplyImage && r.Reply.Type != ReplyVoice && r.Reply.Type != ReplyVideo {
+		add("file belongs to image, voice and video replies — file 只用于图片、语音和视频回复")
+	}
 	if r.Match != MatchKeyword && (r.Mode != "" || r.Pattern != "") {
 		add("mode and pattern belong to keyword rules only — mode 和 pattern 只用于关键词规则")
 	}
@@ -185,8 +188,11 @@ func contentProblems(c Content) []string {
 			add("text reply content is not valid UTF-8 — 文本回复内容不是合法的 UTF-8")
 		}
 	case ReplyImage, ReplyVoice, ReplyVideo:
-		if c.MediaID == "" {
-			add("a %s reply needs media_id (from the material upload API) — %s 回复需要 media_id（素材管理上传后得到）", c.Type, c.Type)
+		switch {
+		case c.MediaID == "" && c.File == "":
+			add("a %s reply needs media_id (from `wxgate media upload`) or file (a local file wxgate uploads) — %s 回复需要 media_id（素材上传后得到）或 file（本地文件，由 wxgate 自动上传）", c.Type, c.Type)
+		case c.MediaID != "" && c.File != "":
+			add("a %s reply takes media_id or file, not both — %s 回复只能填写 media_id 或 file 之一", c.Type, c.Type)
 		}
 	case ReplyNews:
 		if len(c.Articles) == 0 || len(c.Articles) > 8 {

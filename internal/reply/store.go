@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,48 @@ type Store struct {
 
 	mu    sync.Mutex                          // serialises reloads
 	cache atomic.Pointer[map[string]*ruleSet] // account → rules
+
+	files FileMedia // resolves the files replies name; nil leaves them unanswered
+	log   *slog.Logger
+}
+
+// FileMedia gives the media_id of a local file, uploading it when WeChat
+// does not have it (*media.Library).
+type FileMedia interface {
+	ForFile(ctx context.Context, account, typ, path string) (string, error)
+}
+
+// fileReplyTimeout bounds the upload of a reply's file while WeChat waits
+// for the answer (5 s in all); files are uploaded ahead by Warm, so this
+// is only reached for a file changed since.
+const fileReplyTimeout = 3 * time.Second
+
+// UseFiles lets replies name local files (reply.file).
+func (s *Store) UseFiles(files FileMedia, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s.files, s.log = files, log
+}
+
+// Warm uploads every file the rules name, so that answering a push finds
+// its media_id at hand; a file that fails is logged and tried again when
+// a push needs it.
+func (s *Store) Warm(ctx context.Context) {
+	if s.files == nil {
+		return
+	}
+	for account, set := range *s.cache.Load() {
+		for _, r := range set.all() {
+			if r.Reply.File == "" {
+				continue
+			}
+			if _, err := s.files.ForFile(ctx, account, r.Reply.Type, r.Reply.File); err != nil {
+				s.log.LogAttrs(ctx, slog.LevelWarn, "reply: the file of a rule could not be uploaded",
+					slog.String("account", account), slog.Int64("rule", r.ID), slog.String("file", r.Reply.File), slog.String("error", err.Error()))
+			}
+		}
+	}
 }
 
 // NewStore returns a Store with an empty cache; call Seed or Refresh before
@@ -260,6 +303,22 @@ func (s *Store) Reply(account string, m *wechat.Message) wechat.Reply {
 	r := s.Match(account, m)
 	if r == nil {
 		return nil
+	}
+	if r.Reply.File != "" {
+		if s.files == nil {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), fileReplyTimeout)
+		defer cancel()
+		id, err := s.files.ForFile(ctx, account, r.Reply.Type, r.Reply.File)
+		if err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "reply: the rule's file has no media_id; answering nothing",
+				slog.String("account", account), slog.Int64("rule", r.ID), slog.String("file", r.Reply.File), slog.String("error", err.Error()))
+			return nil
+		}
+		withID := *r
+		withID.Reply.MediaID = id
+		return withID.Build(m)
 	}
 	return r.Build(m)
 }
