@@ -38,6 +38,8 @@ func commandTable() []command {
 		{name: "followers", summary: "sync | status | list | show followers (粉丝同步与查询)", run: runFollowers},
 		{name: "menu", summary: "apply | show | diff | delete: the custom menu from a YAML file (自定义菜单)", run: runMenu},
 		{name: "tags", summary: "list | create | rename | delete | add | remove: user tags of an account (用户标签)", run: runTags},
+		{name: "media", summary: "upload | list | delete | fetch: images, voices and videos at WeChat (素材)", run: runMedia},
+		{name: "mass", summary: "send | preview | list | show | quota | delete: mass sends to a tag or to all (群发)", run: runMass},
 		{name: "bindings", summary: "list | delete | qrcode: external ids bound to followers (绑定)", run: runBindings},
 		{name: "templates", summary: "sync | list templates, set | delete aliases (模板与别名)", run: runTemplates},
 		{name: "schedules", summary: "list | create | pause | resume | run | next | runs: scheduled pushes (定时推送)", run: runSchedules},

@@ -377,7 +377,10 @@ func (l *Library) Renew(ctx context.Context) (int, error) {
 		sum := sha256.Sum256(data)
 		if hex.EncodeToString(sum[:]) != it.SHA256 {
 			// The file changed: its new bytes are uploaded when next
-			// used; the old upload is left to expire.
+			// used; the old upload is left to expire, renewed no more.
+			if _, err := l.opts.DB.ExecContext(ctx, `UPDATE media_files SET source_path = '' WHERE id = $1`, it.ID); err != nil {
+				errs = append(errs, fmt.Errorf("media: renew: %w", err))
+			}
 			continue
 		}
 		if _, err := l.Upload(ctx, Upload{Account: it.Account, Type: it.Type, Name: it.Name, Data: data, SourcePath: it.SourcePath}); err != nil {

@@ -333,3 +333,20 @@ var (
 		"\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00\x00IEND\xaeB`\x82")
 	sampleAMR = append([]byte("#!AMR\n"), 0x3C, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 )
+
+// Media returns a stored file of an app (uploaded, or sent by a
+// follower), for tests and the phone page; ok is false for an unknown or
+// expired id.
+func (s *Simulator) Media(appID, mediaID string) (data []byte, name string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	app := s.st.Apps[appID]
+	if app == nil {
+		return nil, "", false
+	}
+	m := app.liveMedia(mediaID, s.now())
+	if m == nil {
+		return nil, "", false
+	}
+	return append([]byte(nil), m.Data...), m.Name, true
+}
