@@ -261,6 +261,7 @@ type sendE2E struct {
 	dir         string // the gateway's data directory
 	ctx         context.Context
 	api         func(method, path, body string, header ...string) (int, http.Header, []byte)
+	key         string
 }
 
 func startSendE2E(t *testing.T, apps func(gatewayURL string) []wechatsim.AppConfig, accounts func(simURL string) []config.Account, configure ...func(*config.Config)) *sendE2E {
@@ -322,7 +323,7 @@ func startSendE2E(t *testing.T, apps func(gatewayURL string) []wechatsim.AppConf
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, resp.Header, b
 	}
-	return &sendE2E{sim: sim, gatewayURL: gatewayURL, simURL: simSrv.URL, databaseURL: cfg.DatabaseURL, dir: dir, ctx: ctx, api: api}
+	return &sendE2E{sim: sim, gatewayURL: gatewayURL, simURL: simSrv.URL, databaseURL: cfg.DatabaseURL, dir: dir, ctx: ctx, api: api, key: key}
 }
 
 type e2eMessage struct {

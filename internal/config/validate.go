@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -317,8 +318,15 @@ func (r ReplyRule) problems() []string {
 		}
 	case "none":
 	case "image", "voice", "video":
-		if reply.MediaID == "" {
-			add("a %s reply needs media_id — %s 回复需要 media_id（素材的 media_id）", reply.Type, reply.Type)
+		switch {
+		case reply.MediaID == "" && reply.File == "":
+			add("a %s reply needs media_id or file (a local file wxgate uploads) — %s 回复需要 media_id 或 file（本地文件，由 wxgate 自动上传）", reply.Type, reply.Type)
+		case reply.MediaID != "" && reply.File != "":
+			add("a %s reply takes media_id or file, not both — %s 回复只能填写 media_id 或 file 之一", reply.Type, reply.Type)
+		case reply.File != "":
+			if st, err := os.Stat(reply.File); err != nil || st.IsDir() {
+				add("file %s cannot be read — 无法读取文件 %s", reply.File, reply.File)
+			}
 		}
 	case "news":
 		if len(reply.Articles) == 0 || len(reply.Articles) > maxNewsArticles {
