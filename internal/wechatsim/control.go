@@ -35,6 +35,7 @@ func (s *Simulator) routes() http.Handler {
 	mux.HandleFunc("POST /sim/api/apps/{app_id}/invalidate_tokens", s.ctlInvalidateTokens)
 	mux.HandleFunc("GET /sim/api/apps/{app_id}/qrcodes", s.ctlQRCodes)
 	mux.HandleFunc("POST /sim/api/apps/{app_id}/verify_url", s.ctlVerifyURL)
+	mux.HandleFunc("GET /sim/api/apps/{app_id}/media/{media_id}", s.ctlMedia)
 	mux.HandleFunc("GET /sim/api/users", s.ctlListUsers)
 	mux.HandleFunc("POST /sim/api/users", s.ctlCreateUser)
 	mux.HandleFunc("GET /sim/api/users/{openid}", s.ctlGetUser)
@@ -366,6 +367,24 @@ func (s *Simulator) ctlChat(w http.ResponseWriter, r *http.Request) {
 		items = []InboxItem{}
 	}
 	writeControl(w, http.StatusOK, items)
+}
+
+// ctlMedia serves a stored file, so the phone page shows an image reply
+// or a mass image as the follower would see it.
+func (s *Simulator) ctlMedia(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	var m *mediaFile
+	if app := s.st.Apps[r.PathValue("app_id")]; app != nil {
+		m = app.liveMedia(r.PathValue("media_id"), s.now())
+	}
+	s.mu.Unlock()
+	if m == nil {
+		writeControlError(w, errorf(CodeNotFound, "没有这个素材，或已过期 no such media, or it expired"))
+		return
+	}
+	w.Header().Set("Content-Type", m.ContentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(m.Data)
 }
 
 func (s *Simulator) ctlListFaults(w http.ResponseWriter, r *http.Request) {
