@@ -134,6 +134,13 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err == nil {
 		err = setUpDemoMenu(ctx, gw)
 	}
+	if err == nil {
+		err = setUpDemoMedia(ctx, gw, *dataDir)
+	}
+	var tagID int64
+	if err == nil {
+		tagID, err = setUpDemoTag(ctx, gw, sim)
+	}
 	var weatherID int64
 	if err == nil {
 		weatherID, err = setUpDemoSchedule(ctx, gw, sim, simURL)
@@ -149,7 +156,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		logger.Error("demo setup failed", "err", err)
 	} else {
-		printDemoBanner(env, gatewayURL, simURL, gw.MetricsURL(), *mode, key, firstFollower, weatherID)
+		printDemoBanner(env, gatewayURL, simURL, gw.MetricsURL(), *mode, key, firstFollower, weatherID, tagID)
 		fmt.Fprintf(env.Stdout, "Admin console, one-time sign-in link (管理后台，一次性登录链接，15 分钟内有效):\n  %s%s\n", gatewayURL, consoleLink)
 		fmt.Fprintf(env.Stdout, "  or sign in at %s/admin/ as %s with password %s\n\n", gatewayURL, demoAdmin, secrets.AdminPassword)
 	}
@@ -233,7 +240,7 @@ func createDemoKey(ctx context.Context, gw *gateway) (string, error) {
 	return key, nil
 }
 
-func printDemoBanner(env Env, gatewayURL, simURL, metricsURL, mode, key, openid string, weatherID int64) {
+func printDemoBanner(env Env, gatewayURL, simURL, metricsURL, mode, key, openid string, weatherID, tagID int64) {
 	w := env.Stdout
 	fmt.Fprintf(w, "\nwxgate demo is running — 演示环境已启动 (Ctrl-C to stop)\n\n")
 	fmt.Fprintf(w, "  simulator page (模拟手机):   %s/sim/\n", simURL)
@@ -244,8 +251,9 @@ func printDemoBanner(env Env, gatewayURL, simURL, metricsURL, mode, key, openid 
 		fmt.Fprintf(w, "  metrics (local only):       %s/metrics\n", metricsURL)
 	}
 	fmt.Fprintf(w, "  API key (every scope):      %s\n\n", key)
-	fmt.Fprintf(w, "Open the simulator page, pick a follower, send a message or press a menu button and watch the auto-reply.\n")
-	fmt.Fprintf(w, "打开模拟器页面，选择一位粉丝发送消息或点击菜单，即可看到自动回复。\n\n")
+	fmt.Fprintf(w, "Open the simulator page, pick a follower, send a message or press a menu button and watch the auto-reply;\n")
+	fmt.Fprintf(w, "send %s and the reply is an image uploaded from a local file.\n", demoImageKeyword)
+	fmt.Fprintf(w, "打开模拟器页面，选择一位粉丝发送消息或点击菜单，即可看到自动回复；发送「%s」会收到由本地文件上传的图片。\n\n", demoImageKeyword)
 	fmt.Fprintf(w, "Try the API (试试 API):\n")
 	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/accounts\n", key, gatewayURL)
 	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/accounts/%s/token\n", key, gatewayURL, demoAccount)
@@ -258,6 +266,12 @@ func printDemoBanner(env Env, gatewayURL, simURL, metricsURL, mode, key, openid 
 		fmt.Fprintf(w, "\nDaily weather report, 07:30 Asia/Shanghai, each follower's city; run it now (每日天气，立即运行):\n")
 		fmt.Fprintf(w, "  curl -s -X POST -H 'Authorization: Bearer %s' %s/api/v1/schedules/%d/run\n", key, gatewayURL, weatherID)
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/schedules/%d/runs\n", key, gatewayURL, weatherID)
+	}
+	if tagID != 0 {
+		fmt.Fprintf(w, "\nMass send (群发) to the tag %s (tag %d, two followers), then read its MASSSENDJOBFINISH receipt:\n", demoTagName, tagID)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/mass -d '{\"account\":\"%s\",\"to\":{\"tag\":%d},\"message\":{\"type\":\"text\",\"text\":\"本周末全场八折\"},\"client_msg_id\":\"demo-mass-1\"}'\n",
+			key, gatewayURL, demoAccount, tagID)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/api/v1/mass?account=%s'\n", key, gatewayURL, demoAccount)
 	}
 	fmt.Fprintln(w)
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -130,6 +133,60 @@ func TestDemoEndToEnd(t *testing.T) {
 			doJSON(t, postJSON(sim+"/sim/api/users/"+user.OpenID+"/actions", `{"app_id":"wxd0e1110000000001","type":"menu","title":"工具/扫一扫"}`), &pressed)
 			if pressed.Reply == nil || !strings.Contains(pressed.Reply.Content, "扫码结果已收到") {
 				t.Errorf("pressing 工具/扫一扫: %+v", pressed.Reply)
+			}
+
+			// 图片 is answered with the demo's image, uploaded from its file.
+			var imaged struct {
+				Reply *struct {
+					MsgType string `json:"msgtype"`
+					MediaID string `json:"media_id"`
+				} `json:"reply"`
+			}
+			doJSON(t, postJSON(sim+"/sim/api/users/"+user.OpenID+"/actions", `{"app_id":"wxd0e1110000000001","type":"text","content":"图片"}`), &imaged)
+			if imaged.Reply == nil || imaged.Reply.MsgType != "image" || imaged.Reply.MediaID == "" {
+				t.Fatalf("sending 图片: %+v", imaged.Reply)
+			}
+			want, err := os.ReadFile(filepath.Join(dataDir, "welcome.png"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code, body := httpGet(t, sim+"/sim/api/apps/wxd0e1110000000001/media/"+imaged.Reply.MediaID); code != http.StatusOK || body != string(want) {
+				t.Errorf("the image reply's media at WeChat: %d, %d bytes; want welcome.png's %d", code, len(body), len(want))
+			}
+
+			// The printed mass-send line reaches the tag's two followers and
+			// its receipt is recorded.
+			massLine := regexp.MustCompile(`curl -s -H 'Authorization: Bearer \S+' (\S+/api/v1/mass) -d '(.+)'\n`).FindStringSubmatch(out.String())
+			if massLine == nil {
+				t.Fatalf("demo printed no mass line:\n%s", out.String())
+			}
+			massReq := postJSON(massLine[1], massLine[2])
+			massReq.Header.Set("Authorization", "Bearer "+key)
+			var massSent struct {
+				ID     int64  `json:"id"`
+				Status string `json:"status"`
+			}
+			doJSON(t, massReq, &massSent)
+			if massSent.Status != "sent" {
+				t.Fatalf("mass send: %+v", massSent)
+			}
+			var massed struct {
+				Status    string `json:"status"`
+				SentCount int    `json:"sent_count"`
+			}
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				get, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/v1/mass/%d?account=demo", gateway, massSent.ID), nil)
+				get.Header.Set("Authorization", "Bearer "+key)
+				doJSON(t, get, &massed)
+				if massed.Status == "finished" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no MASSSENDJOBFINISH recorded: %+v", massed)
+				}
+			}
+			if massed.SentCount != 2 {
+				t.Errorf("the receipt counts %d sent, want the tag's 2 followers", massed.SentCount)
 			}
 
 			// The printed send line delivers a template card to the first follower.
