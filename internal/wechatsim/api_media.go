@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Temporary media (media/upload, media/get) and permanent material
@@ -38,42 +40,6 @@ const tempMediaLifetime = 72 * time.Hour
 // maxMediaBody bounds an upload request: more than the largest file WeChat
 // takes, so an oversized file is refused with its errcode, not cut.
 const maxMediaBody = 24 << 20
-
-// mediaLimit is WeChat's rule for one type: the largest file, its errcode,
-// and the formats taken.
-type mediaLimit struct {
-	maxBytes int
-	sizeCode int
-	formats  []string // sniffed formats (see sniffMedia)
-}
-
-var mediaLimits = map[string]mediaLimit{
-	"image": {10 << 20, 40009, []string{"jpg", "png", "gif", "bmp"}},
-	"voice": {2 << 20, 40010, []string{"amr", "mp3"}},
-	"video": {10 << 20, 40011, []string{"mp4"}},
-	"thumb": {64 << 10, 40012, []string{"jpg"}},
-}
-
-// sniffMedia names a file's format from its first bytes.
-func sniffMedia(data []byte) string {
-	switch {
-	case bytes.HasPrefix(data, []byte{0xFF, 0xD8, 0xFF}):
-		return "jpg"
-	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
-		return "png"
-	case bytes.HasPrefix(data, []byte("GIF87a")), bytes.HasPrefix(data, []byte("GIF89a")):
-		return "gif"
-	case bytes.HasPrefix(data, []byte("BM")):
-		return "bmp"
-	case bytes.HasPrefix(data, []byte("#!AMR")):
-		return "amr"
-	case bytes.HasPrefix(data, []byte("ID3")), len(data) > 1 && data[0] == 0xFF && data[1]&0xE0 == 0xE0:
-		return "mp3"
-	case len(data) > 8 && string(data[4:8]) == "ftyp":
-		return "mp4"
-	}
-	return ""
-}
 
 var mediaContentTypes = map[string]string{
 	"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "bmp": "image/bmp",
@@ -112,15 +78,15 @@ func readUpload(c *apiCall) (name string, data []byte, desc string, apiErr *apiE
 // checkMedia applies the type's limits: 40004 for an unknown type, the
 // type's size code, 40005 for a format the type does not take.
 func checkMedia(typ string, data []byte) (format string, apiErr *apiError) {
-	limit, ok := mediaLimits[typ]
+	limit, ok := wechat.MediaLimits[typ]
 	if !ok {
 		return "", wxErrf(40004, "invalid media type")
 	}
-	if len(data) == 0 || len(data) > limit.maxBytes {
-		return "", wxErrf(limit.sizeCode, "invalid %s size", typ)
+	if len(data) == 0 || len(data) > limit.MaxBytes {
+		return "", wxErrf(limit.SizeCode, "invalid %s size", typ)
 	}
-	format = sniffMedia(data)
-	for _, f := range limit.formats {
+	format = wechat.MediaFormat(data)
+	for _, f := range limit.Formats {
 		if f == format {
 			return format, nil
 		}
@@ -130,7 +96,7 @@ func checkMedia(typ string, data []byte) (format string, apiErr *apiError) {
 
 func (s *Simulator) storeUpload(c *apiCall, permanent bool) (*mediaFile, *apiError) {
 	typ := c.query("type")
-	if _, ok := mediaLimits[typ]; !ok {
+	if _, ok := wechat.MediaLimits[typ]; !ok {
 		return nil, wxErrf(40004, "invalid media type")
 	}
 	name, data, desc, apiErr := readUpload(c)
@@ -276,7 +242,7 @@ func (s *Simulator) handleBatchGetMaterial(c *apiCall) (any, *apiError) {
 	if apiErr := c.decode(&req); apiErr != nil {
 		return nil, apiErr
 	}
-	if _, ok := mediaLimits[req.Type]; !ok || req.Type == "thumb" {
+	if _, ok := wechat.MediaLimits[req.Type]; !ok || req.Type == "thumb" {
 		return nil, wxErrf(40004, "invalid media type")
 	}
 	offset, _ := strconv.Atoi(req.Offset.String())
