@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/wxgate/wxgate/internal/token"
+	"time"
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
@@ -52,6 +54,22 @@ func (f *configFlags) open(ctx context.Context, env Env, validate bool) (config.
 	}
 	database, err := openMigrated(ctx, cfg)
 	return cfg, database, err
+}
+
+// openWithTokens is open for the commands that call WeChat: the
+// configuration, the migrated database and the token broker of every
+// account. The caller closes the database.
+func (f *configFlags) openWithTokens(ctx context.Context, env Env) (config.Config, *db.DB, *token.Registry, error) {
+	cfg, database, err := f.open(ctx, env, true)
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now, nil)
+	if err != nil {
+		database.Close()
+		return cfg, nil, nil, err
+	}
+	return cfg, database, tokens, nil
 }
 
 func (f *configFlags) loadUnvalidated(env Env) (config.Config, error) {

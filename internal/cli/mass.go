@@ -49,15 +49,11 @@ func runMass(ctx context.Context, env Env, args []string) error {
 	if *account == "" {
 		return usageErrorf("--account is required (请用 --account 指定公众号)")
 	}
-	cfg, database, err := cf.open(ctx, env, true)
+	cfg, database, tokens, err := cf.openWithTokens(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer database.Close()
-	tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now, nil)
-	if err != nil {
-		return err
-	}
 	lib := media.New(media.Options{DB: database, Clients: tokens})
 	svc := mass.New(mass.Options{DB: database, Accounts: cfg.Accounts, Clients: tokens, Files: lib})
 	message := func() (mass.Message, error) {

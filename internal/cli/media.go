@@ -40,15 +40,11 @@ func runMedia(ctx context.Context, env Env, args []string) error {
 	if *account == "" {
 		return usageErrorf("--account is required (请用 --account 指定公众号)")
 	}
-	cfg, database, err := cf.open(ctx, env, true)
+	cfg, database, tokens, err := cf.openWithTokens(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer database.Close()
-	tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now, nil)
-	if err != nil {
-		return err
-	}
 	lib := media.New(media.Options{DB: database, Clients: tokens, MaxDownload: cfg.Media.DownloadMaxBytes})
 	if _, ok := cfg.Account(*account); !ok {
 		return fmt.Errorf("no account %q in the configuration (配置中没有账号 %q)", *account, *account)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -58,15 +57,11 @@ func runMenu(ctx context.Context, env Env, args []string) error {
 			return nil
 		}
 	}
-	cfg, database, err := cf.open(ctx, env, true)
+	_, database, tokens, err := cf.openWithTokens(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer database.Close()
-	tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now, nil)
-	if err != nil {
-		return err
-	}
 	c, ok := tokens.Client(*account)
 	if !ok {
 		return fmt.Errorf("no official account %q with an app_secret is configured (未配置该公众号或缺少 app_secret)", *account)

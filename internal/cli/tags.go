@@ -41,15 +41,11 @@ func runTags(ctx context.Context, env Env, args []string) error {
 	if *account == "" {
 		return usageErrorf("--account is required (请用 --account 指定公众号)")
 	}
-	cfg, database, err := cf.open(ctx, env, true)
+	_, database, tokens, err := cf.openWithTokens(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer database.Close()
-	tokens, err := newTokenRegistry(cfg, database, discardLogger(), time.Now, nil)
-	if err != nil {
-		return err
-	}
 	tags := follower.NewTags(follower.NewStore(database, time.Now), tokens)
 	tagID := func() (int64, error) {
 		if fs.NArg() < 1 {

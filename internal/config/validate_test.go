@@ -243,7 +243,7 @@ func TestValidate(t *testing.T) {
 				`account "main": replies[1]: mode must be exact, contains or regex (got "fuzzy") — mode 只能是 exact（完全匹配）、contains（包含）或 regex（正则）`,
 				`account "main": replies[1]: a text reply needs content — 文本回复需要 content`,
 				`account "main": replies[2]: msg_type must be text, image, voice, video, shortvideo, location or link (got "sticker") — msg_type 必须是 text、image、voice、video、shortvideo、location 或 link`,
-				`account "main": replies[2]: a image reply needs media_id — image 回复需要 media_id（素材的 media_id）`,
+				`account "main": replies[2]: a image reply needs media_id or file (a local file wxgate uploads) — image 回复需要 media_id 或 file（本地文件，由 wxgate 自动上传）`,
 				`account "main": replies[3]: a click rule needs the menu's event_key — 菜单点击规则需要 event_key（自定义菜单中按钮的 key）`,
 				`account "main": replies[3]: a news reply needs 1–8 articles (got 0) — 图文回复需要 1–8 篇文章（当前 0 篇）`,
 				`account "main": replies[4]: match must be keyword, msg_type, subscribe, click or default (got "scan") — match 只能是 keyword、msg_type、subscribe、click 或 default`,
