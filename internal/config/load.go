@@ -250,7 +250,7 @@ func accountKeys() []string {
 		"KIND", "APP_ID", "APP_SECRET", "APP_SECRET_FILE", "TOKEN", "TOKEN_FILE",
 		"ENCODING_AES_KEY", "ENCODING_AES_KEY_FILE",
 		"PREVIOUS_ENCODING_AES_KEY", "PREVIOUS_ENCODING_AES_KEY_FILE",
-		"MESSAGE_MODE", "ORIGINAL_ID", "API_BASE_URLS", "TOKEN_MODE", "TOKEN_REFRESH_MARGIN",
+		"MESSAGE_MODE", "ORIGINAL_ID", "API_BASE_URLS", "TOKEN_MODE", "TOKEN_REFRESH_MARGIN", "MASS_SENDS_PER_MONTH",
 	}
 }
 
@@ -337,6 +337,8 @@ func setAccountField(a *Account, key, value string) error {
 		a.TokenMode = TokenMode(value)
 	case "TOKEN_REFRESH_MARGIN":
 		return parseDurationInto(&a.TokenRefreshMargin, "WXGATE_ACCOUNT_…_TOKEN_REFRESH_MARGIN", value)
+	case "MASS_SENDS_PER_MONTH":
+		return parseIntInto(&a.MassSendsPerMonth, "WXGATE_ACCOUNT_…_MASS_SENDS_PER_MONTH", value)
 	case "API_BASE_URLS":
 		var urls []string
 		for part := range strings.SplitSeq(value, ",") {

@@ -460,3 +460,39 @@ func TestTokenModeKeys(t *testing.T) {
 		t.Fatalf("bad token_mode not reported: %v", err)
 	}
 }
+
+// A reply's file is read from the config file's folder; the media keys
+// come from the file and the environment.
+func TestLoadMediaKeys(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wxgate.yaml")
+	if err := os.WriteFile(path, []byte(`media:
+  download_max_bytes: 2048
+accounts:
+  - name: main
+    app_id: wx0123456789abcdef
+    token: mytoken
+    replies:
+      - {match: keyword, pattern: 图片, reply: {type: image, file: img/welcome.jpg}}
+      - {match: keyword, pattern: logo, reply: {type: image, file: /srv/logo.jpg}}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, []string{"WXGATE_ACCOUNT_MAIN_MASS_SENDS_PER_MONTH=31", "WXGATE_MEDIA_DOWNLOAD_MAX_BYTES=4096"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Accounts[0]
+	if got := a.Replies[0].Reply.File; got != filepath.Join(dir, "img", "welcome.jpg") {
+		t.Errorf("relative file read as %q", got)
+	}
+	if got := a.Replies[1].Reply.File; got != "/srv/logo.jpg" {
+		t.Errorf("absolute file changed to %q", got)
+	}
+	if a.MassSendsPerMonth != 31 || cfg.Media.DownloadMaxBytes != 4096 {
+		t.Errorf("mass_sends_per_month %d, download_max_bytes %d", a.MassSendsPerMonth, cfg.Media.DownloadMaxBytes)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "无法读取文件") {
+		t.Errorf("a missing reply file validated: %v", err)
+	}
+}

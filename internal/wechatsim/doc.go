@@ -65,6 +65,7 @@
 //	GET    /sim/api/apps                          apps (secrets left out)
 //	POST   /sim/api/apps                          add an app (AppConfig JSON: app_id, app_secret, kind, …)
 //	GET    /sim/api/apps/{app_id}                 one app with its templates and menu
+//	GET    /sim/api/apps/{app_id}/media/{media_id} a stored file (uploaded, or sent by a phone)
 //	PUT    /sim/api/apps/{app_id}                 replace its configuration (empty app_secret keeps it)
 //	GET    /sim/api/apps/{app_id}/tokens          its live access_tokens
 //	POST   /sim/api/apps/{app_id}/invalidate_tokens
