@@ -6,6 +6,9 @@
 
 const { test, describe, before } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const API = require('co-wechat-api');
 const {
   SIM, PROXY, OA, MP, TEMPLATE_ID, SUBSCRIBE_TEMPLATE_ID, TIMEOUT_MS,
@@ -209,6 +212,50 @@ describe('co-wechat-api: official account', () => {
     assert.ok(ids.tagid_list.includes(created.tag.id));
     const tags = await api.getTags();
     assert.ok(tags.tags.some((t) => t.id === created.tag.id && t.count === 1));
+  });
+
+  test('uploadMedia / getMedia: the bytes come back; a PNG thumb is 40005', async () => {
+    const jpeg = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(300, 7)]);
+    const up = await api.uploadMedia(jpeg, 'image', 'welcome.jpg', 'image/jpeg');
+    assert.equal(up.type, 'image');
+    assert.match(up.media_id, /^[\w-]{32,}$/);
+    const got = await api.getMedia(up.media_id);
+    assert.ok(Buffer.isBuffer(got) && got.equals(jpeg), 'media/get returns the uploaded bytes');
+    const png = Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), Buffer.alloc(20)]);
+    await assert.rejects(api.uploadMedia(png, 'thumb', 'cover.png', 'image/png'), { name: 'WeChatAPIError', code: 40005 });
+  });
+
+  test('uploadMaterial / getMaterialCount / removeMaterial', async () => {
+    const file = path.join(os.tmpdir(), 'wxgate-sdk-' + Date.now().toString(36) + '.jpg');
+    fs.writeFileSync(file, Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(100, 3)]));
+    try {
+      const before = (await api.getMaterialCount()).image_count;
+      const up = await api.uploadMaterial(file, 'image');
+      assert.ok(up.media_id && up.url, 'a permanent image has a media_id and a url');
+      assert.equal((await api.getMaterialCount()).image_count, before + 1);
+      assert.equal((await api.removeMaterial(up.media_id)).errcode, 0);
+      await assert.rejects(api.removeMaterial(up.media_id), { name: 'WeChatAPIError', code: 40007 });
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  });
+
+  test('massSendText to a tag, previewText, getMassMessageStatus; the follower gets it', async () => {
+    const created = await api.createTags('mass-' + Date.now().toString(36));
+    assert.equal((await api.batchTagging([follower.openid], created.tag.id)).errcode, 0);
+    const text = '群发 ' + Date.now().toString(36);
+    assert.equal((await api.previewText(follower.openid, '预览 ' + text)).errcode, 0);
+    const sent = await api.massSendText(text, created.tag.id);
+    assert.equal(sent.errcode, 0);
+    // json-bigint keeps the msg_id exact (a BigNumber above 2^53).
+    const msgID = sent.msg_id.toString();
+    assert.match(msgID, /^\d+$/);
+    const status = await api.getMassMessageStatus(msgID);
+    assert.ok(['SENDING', 'SEND_SUCCESS'].includes(status.msg_status), status.msg_status);
+    const items = await inbox(OA.appid, follower.openid);
+    assert.ok(items.some((it) => it.kind === 'mass' && it.content === text), 'the mass text is on the phone');
+    assert.ok(items.some((it) => it.kind === 'mass' && it.content === '预览 ' + text), 'the preview is on the phone');
+    await assert.rejects(api.deleteMass(1), { name: 'WeChatAPIError', code: 40059 });
   });
 
   test('an invalidated token (40001) is refreshed by the SDK and the call retried', async () => {

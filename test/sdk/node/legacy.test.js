@@ -6,6 +6,9 @@
 const { test, describe, before } = require('node:test');
 const assert = require('node:assert/strict');
 const { promisify } = require('node:util');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const API = require('wechat-api');
 const { apiBase, OA, TEMPLATE_ID, TIMEOUT_MS, createUser, act, inbox, waitFor } = require('./helpers');
 
@@ -80,6 +83,29 @@ describe('wechat-api: official account', () => {
     assert.equal(got.menu.button[0].key, 'CONTACT');
     await call(api, 'removeMenu');
     await assert.rejects(call(api, 'getMenu'), { name: 'WeChatAPIError', code: 46003 });
+  });
+
+  test('uploadMedia / getMedia, massSendText to a list of openids', async () => {
+    const file = path.join(os.tmpdir(), 'wxgate-legacy-' + Date.now().toString(36) + '.jpg');
+    const jpeg = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(200, 5)]);
+    fs.writeFileSync(file, jpeg);
+    try {
+      const up = await call(api, 'uploadMedia', file, 'image');
+      assert.equal(up.type, 'image');
+      const got = await call(api, 'getMedia', up.media_id);
+      assert.ok(Buffer.isBuffer(got) && got.equals(jpeg), 'media/get returns the uploaded bytes');
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+    const other = await createUser(OA.appid, true);
+    const text = '通知 ' + Date.now().toString(36);
+    const sent = await call(api, 'massSendText', text, [follower.openid, other.openid]);
+    assert.equal(sent.errcode, 0);
+    for (const openid of [follower.openid, other.openid]) {
+      const items = await inbox(OA.appid, openid);
+      assert.ok(items.some((it) => it.kind === 'mass' && it.content === text), `the mass text reached ${openid}`);
+    }
+    await assert.rejects(call(api, 'massSendText', text, [follower.openid]), { name: 'WeChatAPIError', code: 40130 });
   });
 
   test('wrong secret: 40125 as WeChatAPIError', async () => {
