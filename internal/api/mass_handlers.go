@@ -22,22 +22,37 @@ type MassSender interface {
 var errNoMass = &problem.Error{Kind: problem.Unavailable, Code: "not_configured",
 	Message: "mass sends are not available on this server — 此服务未启用群发功能"}
 
-func massID(r *http.Request) (int64, error) {
+// withMass answers 503 when the server has no mass sender, and writes the
+// error f returns.
+func (h *handler) withMass(f func(w http.ResponseWriter, r *http.Request, m MassSender) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h.opts.Mass == nil {
+			h.writeError(w, r, errNoMass)
+			return
+		}
+		if err := f(w, r, h.opts.Mass); err != nil {
+			h.writeError(w, r, err)
+		}
+	}
+}
+
+// massTarget reads the {id} and ?account= of one send's routes.
+func (h *handler) massTarget(r *http.Request) (string, int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, problem.Invalidf("invalid_id", "id", "the mass send id must be a whole number — 群发 ID 必须是整数")
+		return "", 0, problem.Invalidf("invalid_id", "id", "the mass send id must be a whole number — 群发 ID 必须是整数")
 	}
-	return id, nil
+	account := r.URL.Query().Get("account")
+	return account, id, h.tagAccount(account)
 }
+
+var errFileOverAPI = problem.Invalidf("file_not_allowed", "message.file",
+	"over the API name a media_id (POST /api/v1/media uploads the file) — 通过 API 群发请填写 media_id（先用 POST /api/v1/media 上传）")
 
 // sendMass is POST /api/v1/mass {"account","to":{"tag":ID}|{"all":true},
 // "message":{…},"client_msg_id"} (scope send): 202 when WeChat took the
 // job, 200 when the client_msg_id was sent before.
-func (h *handler) sendMass(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Mass == nil {
-		h.writeError(w, r, errNoMass)
-		return
-	}
+func (h *handler) sendMass(w http.ResponseWriter, r *http.Request, m MassSender) error {
 	var in struct {
 		Account     string        `json:"account"`
 		To          mass.Audience `json:"to"`
@@ -45,135 +60,96 @@ func (h *handler) sendMass(w http.ResponseWriter, r *http.Request) {
 		ClientMsgID string        `json:"client_msg_id"`
 	}
 	if err := decodeBody(r, &in); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	if in.Message.File != "" {
-		h.writeError(w, r, problem.Invalidf("file_not_allowed", "message.file",
-			"over the API name a media_id (POST /api/v1/media uploads the file) — 通过 API 群发请填写 media_id（先用 POST /api/v1/media 上传）"))
-		return
+		return errFileOverAPI
 	}
-	sent, err := h.opts.Mass.Send(r.Context(), mass.SendRequest{Account: in.Account, To: in.To, Message: in.Message, ClientMsgID: in.ClientMsgID})
+	sent, err := m.Send(r.Context(), mass.SendRequest{Account: in.Account, To: in.To, Message: in.Message, ClientMsgID: in.ClientMsgID})
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	status := http.StatusAccepted
 	if sent.Reused {
 		status = http.StatusOK
 	}
 	writeJSON(w, status, sent)
+	return nil
 }
 
 // previewMass is POST /api/v1/mass/preview {"account","openid","message"}
 // (scope send).
-func (h *handler) previewMass(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Mass == nil {
-		h.writeError(w, r, errNoMass)
-		return
-	}
+func (h *handler) previewMass(w http.ResponseWriter, r *http.Request, m MassSender) error {
 	var in struct {
 		Account string       `json:"account"`
 		OpenID  string       `json:"openid"`
 		Message mass.Message `json:"message"`
 	}
 	if err := decodeBody(r, &in); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	if in.Message.File != "" {
-		h.writeError(w, r, problem.Invalidf("file_not_allowed", "message.file",
-			"over the API name a media_id (POST /api/v1/media uploads the file) — 通过 API 预览请填写 media_id"))
-		return
+		return errFileOverAPI
 	}
-	msgID, err := h.opts.Mass.Preview(r.Context(), in.Account, in.OpenID, in.Message)
+	msgID, err := m.Preview(r.Context(), in.Account, in.OpenID, in.Message)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"account": in.Account, "openid": in.OpenID, "msg_id": msgID})
+	return nil
 }
 
 // massQuota is GET /api/v1/mass/quota?account= (scope read).
-func (h *handler) massQuota(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Mass == nil {
-		h.writeError(w, r, errNoMass)
-		return
-	}
-	q, err := h.opts.Mass.Quota(r.Context(), r.URL.Query().Get("account"))
+func (h *handler) massQuota(w http.ResponseWriter, r *http.Request, m MassSender) error {
+	q, err := m.Quota(r.Context(), r.URL.Query().Get("account"))
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, q)
+	return nil
 }
 
 // listMass is GET /api/v1/mass?account= (scope read).
-func (h *handler) listMass(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Mass == nil {
-		h.writeError(w, r, errNoMass)
-		return
-	}
+func (h *handler) listMass(w http.ResponseWriter, r *http.Request, m MassSender) error {
 	account := r.URL.Query().Get("account")
-	list, err := h.opts.Mass.List(r.Context(), account)
+	list, err := m.List(r.Context(), account)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"account": account, "sends": list})
+	return nil
 }
 
 // getMass is GET /api/v1/mass/{id}?account= (scope read).
-func (h *handler) getMass(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Mass == nil {
-		h.writeError(w, r, errNoMass)
-		return
-	}
-	id, err := massID(r)
+func (h *handler) getMass(w http.ResponseWriter, r *http.Request, m MassSender) error {
+	account, id, err := h.massTarget(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
-	account := r.URL.Query().Get("account")
-	if err := h.tagAccount(account); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	m, err := h.opts.Mass.Get(r.Context(), account, id)
+	sent, err := m.Get(r.Context(), account, id)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
-	writeJSON(w, http.StatusOK, m)
+	writeJSON(w, http.StatusOK, sent)
+	return nil
 }
 
 // deleteMass is DELETE /api/v1/mass/{id}?account=&article_idx= (scope admin).
-func (h *handler) deleteMass(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Mass == nil {
-		h.writeError(w, r, errNoMass)
-		return
-	}
-	id, err := massID(r)
+func (h *handler) deleteMass(w http.ResponseWriter, r *http.Request, m MassSender) error {
+	account, id, err := h.massTarget(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	account := r.URL.Query().Get("account")
-	if err := h.tagAccount(account); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	idx := 0
 	if v := r.URL.Query().Get("article_idx"); v != "" {
 		if idx, err = strconv.Atoi(v); err != nil || idx < 0 {
-			h.writeError(w, r, problem.Invalidf("invalid_article_idx", "article_idx", "article_idx must be 0 (all) or the article's number — article_idx 只能是 0（全部）或文章序号"))
-			return
+			return problem.Invalidf("invalid_article_idx", "article_idx", "article_idx must be 0 (all) or the article's number — article_idx 只能是 0（全部）或文章序号")
 		}
 	}
-	m, err := h.opts.Mass.Delete(r.Context(), account, id, idx)
+	sent, err := m.Delete(r.Context(), account, id, idx)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
-	writeJSON(w, http.StatusOK, m)
+	writeJSON(w, http.StatusOK, sent)
+	return nil
 }

@@ -527,6 +527,14 @@ func (s *Service) Delete(ctx context.Context, account string, id int64, articleI
 	return s.Get(ctx, account, id)
 }
 
+// sending reports whether a send of the account is recorded but not yet
+// answered by WeChat.
+func (s *Service) sending(ctx context.Context, account string) bool {
+	var n int
+	err := s.opts.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM mass_sends WHERE account = $1 AND status = $2`, account, StatusSending).Scan(&n)
+	return err != nil || n > 0 // on an error, wait as before
+}
+
 // receiptWait is how long a receipt waits for its send's msg_id to be
 // recorded: WeChat may push MASSSENDJOBFINISH before sendall's answer has
 // been written.
@@ -550,7 +558,13 @@ func (s *Service) Hook(ctx context.Context, account string, m *wechat.Message) e
 		if err != nil {
 			return fmt.Errorf("mass: recording the receipt of %d: %w", m.JobMsgID, err)
 		}
-		if n, _ := res.RowsAffected(); n > 0 || !time.Now().Before(deadline) {
+		n, _ := res.RowsAffected()
+		if n == 0 && !s.sending(ctx, account) {
+			// No send of this account awaits WeChat's answer: the job was
+			// made elsewhere (the WeChat console), nothing to wait for.
+			return nil
+		}
+		if n > 0 || !time.Now().Before(deadline) {
 			if n == 0 {
 				s.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "mass: a receipt for a send wxgate did not make",
 					slog.String("account", account), slog.Int64("msg_id", m.JobMsgID))
