@@ -181,6 +181,7 @@ func newHandler(opts Options) (*handler, http.Handler) {
 	handle("GET /api/v1/menus", need(auth.ScopeRead, h.getMenu))
 	handle("PUT /api/v1/menus", need(auth.ScopeAdmin, h.putMenu))
 	handle("DELETE /api/v1/menus", need(auth.ScopeAdmin, h.deleteMenu))
+	handle("GET /api/v1/menus/match", need(auth.ScopeRead, h.matchMenu))
 	handle("GET /api/v1/tags", need(auth.ScopeRead, h.listTags))
 	handle("POST /api/v1/tags", need(auth.ScopeAdmin, h.createTag))
 	handle("PUT /api/v1/tags/{id}", need(auth.ScopeAdmin, h.renameTag))

@@ -40,15 +40,49 @@ func (h *handler) getMenu(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"account": account, "button": m.Buttons})
+	writeJSON(w, http.StatusOK, menuAnswer(account, m))
 }
 
-// putMenu is PUT /api/v1/menus {"account","button":[…]} (scope admin): the
-// menu is checked against WeChat's rules, then uploaded whole.
+// menuAnswer is a menu as the API writes it: "conditional" is [] when
+// there are none.
+func menuAnswer(account string, m menu.Menu) map[string]any {
+	conditional := m.Conditional
+	if conditional == nil {
+		conditional = []menu.ConditionalMenu{}
+	}
+	return map[string]any{"account": account, "button": m.Buttons, "conditional": conditional}
+}
+
+// matchMenu is GET /api/v1/menus/match?account=&openid= (scope read): the
+// buttons that follower sees, conditional menus considered.
+func (h *handler) matchMenu(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	openid := q.Get("openid")
+	if openid == "" {
+		h.writeError(w, r, problem.Invalidf("openid_required", "openid", "openid is required — 请提供粉丝 openid"))
+		return
+	}
+	c, err := h.menuClient(q.Get("account"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	buttons, err := menu.Match(r.Context(), c, openid)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"account": q.Get("account"), "openid": openid, "button": buttons})
+}
+
+// putMenu is PUT /api/v1/menus {"account","button":[…],"conditional":[…]}
+// (scope admin): the menus are checked against WeChat's rules, then
+// uploaded; a refused conditional menu leaves the previous menus.
 func (h *handler) putMenu(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		Account string        `json:"account"`
-		Buttons []menu.Button `json:"button"`
+		Account     string                 `json:"account"`
+		Buttons     []menu.Button          `json:"button"`
+		Conditional []menu.ConditionalMenu `json:"conditional"`
 	}
 	if err := decodeBody(r, &in); err != nil {
 		h.writeError(w, r, err)
@@ -59,7 +93,7 @@ func (h *handler) putMenu(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	m := menu.Menu{Buttons: in.Buttons}
+	m := menu.Menu{Buttons: in.Buttons, Conditional: in.Conditional}
 	if err := menu.Apply(r.Context(), c, m); err != nil {
 		var invalid *menu.ErrInvalid
 		if errors.As(err, &invalid) {
@@ -73,7 +107,7 @@ func (h *handler) putMenu(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"account": in.Account, "button": m.Buttons})
+	writeJSON(w, http.StatusOK, menuAnswer(in.Account, m))
 }
 
 // deleteMenu is DELETE /api/v1/menus?account= (scope admin).

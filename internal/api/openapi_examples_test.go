@@ -84,6 +84,7 @@ func TestOpenAPIExamples(t *testing.T) {
 		"POST /api/v1/followers/{openid}/typing":                     "the example's openid is no follower of the simulator",
 		"POST /api/v1/tags/{id}/members":                             "the example's openid is no follower of the simulator",
 		"POST /api/v1/mass/preview":                                  "the example's openid is no follower of the simulator",
+		"GET /api/v1/menus/match":                                    "the example's openid is no follower of the simulator",
 		"DELETE /api/v1/media/{media_id}":                            "media ids are WeChat's, random per upload",
 		"POST /api/v1/media/downloads":                               "media ids are WeChat's, random per message",
 		"GET /api/v1/media/downloads/{media_id}":                     "media ids are WeChat's, random per message",

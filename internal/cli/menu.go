@@ -14,6 +14,7 @@ import (
 const menuUsage = `apply --account NAME [--dry-run] FILE   (check the file against WeChat's rules, then upload it)
        wxgate menu show --account NAME            (WeChat's current menu, as a menu file)
        wxgate menu diff --account NAME FILE       (what apply would change)
+       wxgate menu match --account NAME OPENID    (the menu that follower sees)
        wxgate menu delete --account NAME`
 
 // runMenu is `wxgate menu …`: the custom menu (自定义菜单) from a file.
@@ -72,8 +73,23 @@ func runMenu(ctx context.Context, env Env, args []string) error {
 		if err := menu.Apply(ctx, c, file); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "menu of %s applied: %d buttons (菜单已更新；微信客户端约 5 分钟内刷新)\n", *account, len(file.Buttons))
+		fmt.Fprintf(env.Stdout, "menu of %s applied: %d buttons, %d conditional menus (菜单已更新；微信客户端约 5 分钟内刷新)\n",
+			*account, len(file.Buttons), len(file.Conditional))
 		return nil
+	case "match":
+		if fs.NArg() != 1 {
+			return usageErrorf("give the follower's openid (请提供粉丝 openid): wxgate menu %s", menuUsage)
+		}
+		buttons, err := menu.Match(ctx, c, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		out, err := yaml.Marshal(menu.Menu{Buttons: buttons})
+		if err != nil {
+			return err
+		}
+		_, err = env.Stdout.Write(out)
+		return err
 	case "show":
 		m, err := menu.Current(ctx, c)
 		if err != nil {
@@ -90,11 +106,10 @@ func runMenu(ctx context.Context, env Env, args []string) error {
 		_, err = env.Stdout.Write(out)
 		return err
 	case "diff":
-		have, err := menu.Current(ctx, c)
+		d, err := menu.Compare(ctx, c, file)
 		if err != nil {
 			return err
 		}
-		d := menu.Diff(have, file)
 		if len(d) == 0 {
 			fmt.Fprintln(env.Stdout, "no difference: WeChat has this menu (无差异)")
 			return nil

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,5 +94,43 @@ func TestMenuPressedOnThePhone(t *testing.T) {
 	}
 	if f := logged["location_select"]; !strings.Contains(f, "广州市天河区") {
 		t.Errorf("the location is not in the log: %s", f)
+	}
+
+	// A conditional menu for a tag: the tagged follower's phone shows it and
+	// presses its button; the others keep the default menu.
+	status, _, body = e.api("POST", "/api/v1/tags", `{"account":"main","name":"会员"}`)
+	if status != http.StatusCreated && status != http.StatusOK {
+		t.Fatalf("create tag: %d %s", status, body)
+	}
+	var tag struct{ ID int64 }
+	if err := json.Unmarshal(body, &tag); err != nil || tag.ID == 0 {
+		t.Fatalf("create tag: %s", body)
+	}
+	member, err := e.sim.CreateUser(e.ctx, wechatsim.CreateUserRequest{AppID: appID, Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, body := e.api("POST", fmt.Sprintf("/api/v1/tags/%d/members", tag.ID), `{"account":"main","add":["`+member.OpenID+`"]}`); status != http.StatusOK {
+		t.Fatalf("tag the member: %d %s", status, body)
+	}
+	status, _, body = e.api("PUT", "/api/v1/menus", `{"account":"main","button":[{"name":"今日推荐","type":"click","key":"TODAY"}],
+	  "conditional":[{"match":{"tag":"会员"},"button":[{"name":"会员福利","type":"click","key":"SCAN_1"}]}]}`)
+	if status != http.StatusOK || !strings.Contains(string(body), `"tag":"会员"`) {
+		t.Fatalf("put conditional menu: %d %s", status, body)
+	}
+	status, _, body = e.api("GET", "/api/v1/menus/match?account=main&openid="+member.OpenID, "")
+	if status != http.StatusOK || !strings.Contains(string(body), "会员福利") {
+		t.Fatalf("match the member's menu: %d %s", status, body)
+	}
+	res, err := e.sim.Act(e.ctx, member.OpenID, wechatsim.Action{Type: wechatsim.ActionMenu, Title: "会员福利"})
+	if err != nil || res.Reply == nil || res.Reply.Content != "扫码结果已收到" {
+		t.Fatalf("the member presses 会员福利: %+v %v", res, err)
+	}
+	if _, err := e.sim.Act(e.ctx, u.OpenID, wechatsim.Action{Type: wechatsim.ActionMenu, Title: "会员福利"}); err == nil {
+		t.Error("a follower without the tag pressed a button of the member menu")
+	}
+	status, _, body = e.api("GET", "/api/v1/menus?account=main", "")
+	if status != http.StatusOK || !strings.Contains(string(body), `"conditional":[{"match":{"tag":"会员"}`) {
+		t.Errorf("get menus: %d %s", status, body)
 	}
 }

@@ -77,6 +77,37 @@ accounts:
 	if _, out, _ := menuCmd("diff", changed); !strings.Contains(out, "~ buttons[0]") || !strings.Contains(out, "key=TOMORROW") {
 		t.Errorf("diff: %s", out)
 	}
+
+	// Conditional menus: every simulated phone is Android, so a follower
+	// sees the android menu; what show prints applies as it is.
+	withConditional := write("conditional.yaml", readFileString(t, good)+`conditional:
+  - match: {client_platform: android}
+    buttons:
+      - {name: 安卓专享, type: click, key: ANDROID}
+`)
+	if code, out, errOut := menuCmd("apply", withConditional); code != 0 || !strings.Contains(out, "1 conditional") {
+		t.Fatalf("apply conditional: %d %s %s", code, out, errOut)
+	}
+	follower, err := sim.CreateUser(ctx, wechatsim.CreateUserRequest{AppID: appID, Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := menuCmd("match", follower.OpenID); code != 0 || !strings.Contains(out, "安卓专享") {
+		t.Errorf("match: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := menuCmd("match", "o-nobody"); code == 0 || !strings.Contains(errOut, "不是本公众号的粉丝") {
+		t.Errorf("match a stranger: %d %s", code, errOut)
+	}
+	_, shown, _ := menuCmd("show")
+	if !strings.Contains(shown, "conditional:") || !strings.Contains(shown, "client_platform: android") {
+		t.Errorf("show with a conditional menu: %s", shown)
+	}
+	if _, out, _ := menuCmd("diff", write("shown.yaml", shown)); !strings.Contains(out, "无差异") {
+		t.Errorf("diff with what show printed: %s", out)
+	}
+	if _, out, _ := menuCmd("diff", good); !strings.Contains(out, "- conditional[0] match client_platform=android") {
+		t.Errorf("diff without the conditional menu: %s", out)
+	}
 	if code, _, errOut := menuCmd("delete"); code != 0 {
 		t.Errorf("delete: %s", errOut)
 	}

@@ -293,3 +293,13 @@ func (n *Int64) UnmarshalJSON(b []byte) error {
 	*n = Int64(v)
 	return nil
 }
+
+// FlexString is a string that also decodes from a JSON number: WeChat
+// writes some ids ("tag_id":"2") either way.
+type FlexString string
+
+// UnmarshalJSON accepts "2", 2 and null.
+func (s *FlexString) UnmarshalJSON(b []byte) error {
+	*s = FlexString(strings.TrimSpace(lenientString(b)))
+	return nil
+}

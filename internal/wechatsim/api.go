@@ -105,7 +105,12 @@ var errmsgs = map[int]string{
 	47003: "argument invalid!",
 	48001: "api unauthorized",
 	48006: "forbid to clear quota because of reaching the limit",
+	65301: "no conditional menu of this menuid",
+	65302: "no such user",
+	65303: "there is no selfmenu, please create selfmenu first",
+	65304: "match rule empty",
 	65316: "invalid url domain",
+	65320: "matchrule contains privacy information (sex, region or language), which is no longer supported",
 }
 
 func errmsgFor(code int) string {
@@ -182,6 +187,9 @@ func (s *Simulator) apiRoutes() []apiRoute {
 		{path: "/cgi-bin/menu/create", auth: true, kinds: onlyOA, handle: s.handleMenuCreate},
 		{path: "/cgi-bin/menu/get", auth: true, kinds: onlyOA, handle: s.handleMenuGet},
 		{path: "/cgi-bin/menu/delete", auth: true, kinds: onlyOA, handle: s.handleMenuDelete},
+		{path: "/cgi-bin/menu/addconditional", auth: true, kinds: onlyOA, handle: s.handleMenuAddConditional},
+		{path: "/cgi-bin/menu/delconditional", auth: true, kinds: onlyOA, handle: s.handleMenuDelConditional},
+		{path: "/cgi-bin/menu/trymatch", auth: true, kinds: onlyOA, handle: s.handleMenuTryMatch},
 		{path: "/sns/jscode2session", handle: s.handleJSCode2Session},
 		{path: "/cgi-bin/getcallbackip", auth: true, handle: s.handleCallbackIP},
 		{path: "/cgi-bin/get_api_domain_ip", auth: true, handle: s.handleAPIDomainIP},
@@ -432,6 +440,9 @@ var dailyQuotas = map[string]int{
 	"/cgi-bin/menu/create":           1000,
 	"/cgi-bin/menu/get":              10000,
 	"/cgi-bin/menu/delete":           1000,
+	"/cgi-bin/menu/addconditional":   2000,
+	"/cgi-bin/menu/delconditional":   2000,
+	"/cgi-bin/menu/trymatch":         20000,
 	"/cgi-bin/message/custom/send":   500000,
 	"/cgi-bin/qrcode/create":         100000,
 	"/cgi-bin/user/get":              500,

@@ -1,7 +1,12 @@
 package wechatsim
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 )
 
 // Custom menu (protocol doc §5.11).
@@ -55,7 +60,16 @@ func (s *Simulator) handleMenuCreate(c *apiCall) (any, *apiError) {
 		return nil, apiErr
 	}
 	c.app.Menu = normalizeMenu(req.Button)
+	c.app.MenuID = c.app.nextMenuID()
 	return okAnswer, nil
+}
+
+func (a *appState) nextMenuID() int64 {
+	if a.NextMenuID == 0 {
+		a.NextMenuID = 208379500
+	}
+	a.NextMenuID++
+	return a.NextMenuID
 }
 
 // handleMenuGet is GET /cgi-bin/menu/get: 46003 when there is no menu.
@@ -65,16 +79,222 @@ func (s *Simulator) handleMenuGet(c *apiCall) (any, *apiError) {
 	}
 	type menu struct {
 		Button []menuButton `json:"button"`
+		MenuID int64        `json:"menuid,omitempty"`
 	}
-	return struct {
-		Menu menu `json:"menu"`
-	}{menu{normalizeMenu(c.app.Menu)}}, nil
+	type conditional struct {
+		Button    []menuButton `json:"button"`
+		MatchRule matchRule    `json:"matchrule"`
+		MenuID    int64        `json:"menuid"`
+	}
+	answer := struct {
+		Menu        menu          `json:"menu"`
+		Conditional []conditional `json:"conditionalmenu,omitempty"`
+	}{Menu: menu{Button: normalizeMenu(c.app.Menu)}}
+	// WeChat names the default menu's id only once there are conditional
+	// menus beside it.
+	if len(c.app.Conditional) > 0 {
+		answer.Menu.MenuID = c.app.MenuID
+	}
+	for _, m := range c.app.Conditional {
+		answer.Conditional = append(answer.Conditional, conditional{normalizeMenu(m.Buttons), m.MatchRule, m.MenuID})
+	}
+	return answer, nil
 }
 
-// handleMenuDelete is GET /cgi-bin/menu/delete.
+// handleMenuDelete is GET /cgi-bin/menu/delete: the default menu and
+// every conditional one.
 func (s *Simulator) handleMenuDelete(c *apiCall) (any, *apiError) {
 	c.app.Menu = nil
+	c.app.Conditional = nil
 	return okAnswer, nil
+}
+
+// conditionalMenu is a personalised menu (个性化菜单).
+type conditionalMenu struct {
+	MenuID    int64        `json:"menuid"`
+	Buttons   []menuButton `json:"button"`
+	MatchRule matchRule    `json:"matchrule"`
+}
+
+// matchRule is addconditional's matchrule. Since WeChat's privacy change
+// only tag_id and client_platform_type may be set (65320 otherwise); the
+// other fields are kept so that the refusal can be given.
+type matchRule struct {
+	TagID              looseString `json:"tag_id,omitempty"`
+	Sex                looseString `json:"sex,omitempty"`
+	Country            looseString `json:"country,omitempty"`
+	Province           looseString `json:"province,omitempty"`
+	City               looseString `json:"city,omitempty"`
+	ClientPlatformType looseString `json:"client_platform_type,omitempty"`
+	Language           looseString `json:"language,omitempty"`
+}
+
+// looseString takes a JSON string or number (SDKs send "2" and 2 alike).
+type looseString string
+
+func (l *looseString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		*l = ""
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*l = looseString(strings.TrimSpace(s))
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*l = looseString(n.String())
+	return nil
+}
+
+// SimulatedClientPlatform is the client_platform_type of every simulated
+// phone: Android (1 iOS, 2 Android, 3 others).
+const SimulatedClientPlatform = "2"
+
+// handleMenuAddConditional is POST /cgi-bin/menu/addconditional: a default
+// menu must exist (65303), the rule must name something (65304) and no
+// privacy field (65320); the buttons follow menu/create's rules.
+func (s *Simulator) handleMenuAddConditional(c *apiCall) (any, *apiError) {
+	var req struct {
+		Button    []menuButton `json:"button"`
+		MatchRule *matchRule   `json:"matchrule"`
+	}
+	if apiErr := c.decode(&req); apiErr != nil {
+		return nil, apiErr
+	}
+	if len(c.app.Menu) == 0 {
+		return nil, wxErr(65303)
+	}
+	rule := req.MatchRule
+	if rule == nil || *rule == (matchRule{}) {
+		return nil, wxErr(65304)
+	}
+	if rule.Sex != "" || rule.Country != "" || rule.Province != "" || rule.City != "" || rule.Language != "" {
+		return nil, wxErr(65320)
+	}
+	if rule.TagID != "" {
+		if _, err := strconv.Atoi(string(rule.TagID)); err != nil {
+			return nil, wxErr(40003)
+		}
+	}
+	switch rule.ClientPlatformType {
+	case "", "1", "2", "3":
+	default:
+		return nil, wxErrf(40003, "invalid client_platform_type")
+	}
+	if apiErr := validateMenu(req.Button); apiErr != nil {
+		return nil, apiErr
+	}
+	// The three link domains count over the default and every
+	// conditional menu together.
+	domains := map[string]bool{}
+	for _, buttons := range append([][]menuButton{c.app.Menu, req.Button}, c.app.conditionalButtons()...) {
+		collectDomains(buttons, domains)
+	}
+	if len(domains) > maxMenuURLDomains {
+		return nil, wxErr(65316)
+	}
+	m := &conditionalMenu{MenuID: c.app.nextMenuID(), Buttons: normalizeMenu(req.Button), MatchRule: *rule}
+	c.app.Conditional = append(c.app.Conditional, m)
+	return struct {
+		MenuID string `json:"menuid"`
+	}{strconv.FormatInt(m.MenuID, 10)}, nil
+}
+
+func (a *appState) conditionalButtons() [][]menuButton {
+	var out [][]menuButton
+	for _, m := range a.Conditional {
+		out = append(out, m.Buttons)
+	}
+	return out
+}
+
+func collectDomains(buttons []menuButton, domains map[string]bool) {
+	for _, b := range buttons {
+		if b.Type == "view" || b.Type == "miniprogram" {
+			if u, err := url.Parse(b.URL); err == nil && u.Host != "" {
+				domains[u.Hostname()] = true
+			}
+		}
+		collectDomains(b.SubButton, domains)
+	}
+}
+
+// handleMenuDelConditional is POST /cgi-bin/menu/delconditional
+// {"menuid"}: 65301 when there is no such conditional menu.
+func (s *Simulator) handleMenuDelConditional(c *apiCall) (any, *apiError) {
+	var req struct {
+		MenuID looseString `json:"menuid"`
+	}
+	if apiErr := c.decode(&req); apiErr != nil {
+		return nil, apiErr
+	}
+	id, _ := strconv.ParseInt(string(req.MenuID), 10, 64)
+	i := slices.IndexFunc(c.app.Conditional, func(m *conditionalMenu) bool { return m.MenuID == id })
+	if i < 0 {
+		return nil, wxErr(65301)
+	}
+	c.app.Conditional = slices.Delete(c.app.Conditional, i, i+1)
+	return okAnswer, nil
+}
+
+// handleMenuTryMatch is POST /cgi-bin/menu/trymatch {"user_id"}: the menu
+// that follower sees (user_id is an openid here; 65302 for anyone else).
+func (s *Simulator) handleMenuTryMatch(c *apiCall) (any, *apiError) {
+	var req struct {
+		UserID string `json:"user_id"`
+	}
+	if apiErr := c.decode(&req); apiErr != nil {
+		return nil, apiErr
+	}
+	u := s.st.Users[req.UserID]
+	if u == nil || u.AppID != c.app.Config.AppID {
+		return nil, wxErr(65302)
+	}
+	buttons := c.app.menuFor(u)
+	if len(buttons) == 0 {
+		return nil, wxErr(46003)
+	}
+	return struct {
+		Button []menuButton `json:"button"`
+	}{normalizeMenu(buttons)}, nil
+}
+
+// menuFor is the menu u sees: the newest conditional menu whose rule
+// matches, else the default one. A follower with several tags is matched
+// by the tag given last, as WeChat does.
+func (a *appState) menuFor(u *userState) []menuButton {
+	if cm := a.conditionalFor(u); cm != nil {
+		return cm.Buttons
+	}
+	return a.Menu
+}
+
+// conditionalFor is the conditional menu u sees, or nil for the default.
+func (a *appState) conditionalFor(u *userState) *conditionalMenu {
+	if len(a.Menu) == 0 {
+		return nil
+	}
+	for i := len(a.Conditional) - 1; i >= 0; i-- {
+		rule := a.Conditional[i].MatchRule
+		if rule.TagID != "" {
+			if len(u.TagIDs) == 0 || strconv.Itoa(u.TagIDs[len(u.TagIDs)-1]) != string(rule.TagID) {
+				continue
+			}
+		}
+		if rule.ClientPlatformType != "" && string(rule.ClientPlatformType) != SimulatedClientPlatform {
+			continue
+		}
+		return a.Conditional[i]
+	}
+	return nil
 }
 
 func normalizeMenu(buttons []menuButton) []menuButton {
@@ -174,13 +394,18 @@ type MenuButton struct {
 	Sub                  []MenuButton
 }
 
-// Menu returns an app's menu (empty when none).
-func (s *Simulator) Menu(appID string) []MenuButton {
+// Menu returns the menu the follower openid sees (the default menu when
+// openid is empty or unknown; empty when there is none).
+func (s *Simulator) Menu(appID, openid string) []MenuButton {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	app := s.st.Apps[appID]
 	if app == nil {
 		return nil
+	}
+	buttons := app.Menu
+	if u := s.st.Users[openid]; u != nil && u.AppID == appID {
+		buttons = app.menuFor(u)
 	}
 	var conv func([]menuButton) []MenuButton
 	conv = func(in []menuButton) []MenuButton {
@@ -190,5 +415,5 @@ func (s *Simulator) Menu(appID string) []MenuButton {
 		}
 		return out
 	}
-	return conv(app.Menu)
+	return conv(buttons)
 }

@@ -2,6 +2,7 @@ package wechatsim
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -60,6 +61,87 @@ func TestMenu(t *testing.T) {
 	}
 	wantErrcode(t, b.get(t, "/cgi-bin/menu/delete", tq(tok)), 0)
 	wantErrcode(t, b.get(t, "/cgi-bin/menu/get", tq(tok)), 46003)
+}
+
+func TestConditionalMenu(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tok := b.token(t, testOA, testOASecret)
+	vip, other := b.user(t, testOA, true), b.user(t, testOA, true)
+	tagged := b.post(t, "/cgi-bin/tags/create", tq(tok), map[string]any{"tag": map[string]any{"name": "VIP"}})
+	tagID := tagged.m["tag"].(map[string]any)["id"]
+	wantErrcode(t, b.post(t, "/cgi-bin/tags/members/batchtagging", tq(tok), map[string]any{"tagid": tagID, "openid_list": []string{vip.OpenID}}), 0)
+
+	click := func(name, key string) map[string]any {
+		return map[string]any{"type": "click", "name": name, "key": key}
+	}
+	vipMenu := map[string]any{"button": []any{click("会员专享", "VIP")}, "matchrule": map[string]any{"tag_id": tagID}}
+	// A conditional menu needs a default menu first.
+	wantErrcode(t, b.post(t, "/cgi-bin/menu/addconditional", tq(tok), vipMenu), 65303)
+	wantErrcode(t, b.post(t, "/cgi-bin/menu/create", tq(tok), map[string]any{"button": []any{click("默认", "DEFAULT")}}), 0)
+
+	for _, tt := range []struct {
+		name string
+		body map[string]any
+		want int64
+	}{
+		{"no matchrule", map[string]any{"button": []any{click("a", "a")}}, 65304},
+		{"empty matchrule", map[string]any{"button": []any{click("a", "a")}, "matchrule": map[string]any{"sex": ""}}, 65304},
+		{"by sex", map[string]any{"button": []any{click("a", "a")}, "matchrule": map[string]any{"sex": "1"}}, 65320},
+		{"by language", map[string]any{"button": []any{click("a", "a")}, "matchrule": map[string]any{"tag_id": "2", "language": "zh_CN"}}, 65320},
+		{"bad platform", map[string]any{"button": []any{click("a", "a")}, "matchrule": map[string]any{"client_platform_type": "9"}}, 40003},
+		{"bad buttons", map[string]any{"button": []any{click("a", "")}, "matchrule": map[string]any{"client_platform_type": "1"}}, 40019},
+	} {
+		wantErrcode(t, b.post(t, "/cgi-bin/menu/addconditional", tq(tok), tt.body), tt.want)
+	}
+
+	added := b.post(t, "/cgi-bin/menu/addconditional", tq(tok), vipMenu)
+	menuID, _ := added.m["menuid"].(string)
+	if menuID == "" {
+		t.Fatalf("addconditional: %s", added.raw)
+	}
+	// The platform rule: every simulated phone is Android (2).
+	iosMenu := map[string]any{"button": []any{click("iOS", "IOS")}, "matchrule": map[string]any{"client_platform_type": 1}}
+	wantErrcode(t, b.post(t, "/cgi-bin/menu/addconditional", tq(tok), iosMenu), 0)
+
+	sees := func(openid string) string {
+		t.Helper()
+		a := b.post(t, "/cgi-bin/menu/trymatch", tq(tok), map[string]any{"user_id": openid})
+		buttons, _ := a.m["button"].([]any)
+		if len(buttons) == 0 {
+			t.Fatalf("trymatch %s: %s", openid, a.raw)
+		}
+		return buttons[0].(map[string]any)["key"].(string)
+	}
+	if got := sees(vip.OpenID); got != "VIP" {
+		t.Errorf("the tagged follower sees %q, want the VIP menu", got)
+	}
+	if got := sees(other.OpenID); got != "DEFAULT" {
+		t.Errorf("an untagged follower sees %q, want the default menu", got)
+	}
+	if got := b.sim.Menu(testOA, vip.OpenID); len(got) != 1 || got[0].Key != "VIP" {
+		t.Errorf("the phone page shows %+v to the tagged follower", got)
+	}
+	wantErrcode(t, b.post(t, "/cgi-bin/menu/trymatch", tq(tok), map[string]any{"user_id": "o-nobody"}), 65302)
+
+	got := b.get(t, "/cgi-bin/menu/get", tq(tok))
+	conds, _ := got.m["conditionalmenu"].([]any)
+	if len(conds) != 2 || got.m["menu"].(map[string]any)["menuid"] == nil {
+		t.Fatalf("menu/get with conditional menus: %s", got.raw)
+	}
+	if rule := conds[0].(map[string]any)["matchrule"].(map[string]any); rule["tag_id"] != tagID.(json.Number).String() {
+		t.Errorf("matchrule read back: %v", rule)
+	}
+
+	wantErrcode(t, b.post(t, "/cgi-bin/menu/delconditional", tq(tok), map[string]any{"menuid": menuID}), 0)
+	wantErrcode(t, b.post(t, "/cgi-bin/menu/delconditional", tq(tok), map[string]any{"menuid": menuID}), 65301)
+	if got := sees(vip.OpenID); got != "DEFAULT" {
+		t.Errorf("after delconditional the tagged follower sees %q", got)
+	}
+	// menu/delete takes the conditional menus with it.
+	wantErrcode(t, b.get(t, "/cgi-bin/menu/delete", tq(tok)), 0)
+	wantErrcode(t, b.post(t, "/cgi-bin/menu/addconditional", tq(tok), iosMenu), 65303)
+	wantErrcode(t, b.post(t, "/cgi-bin/menu/trymatch", tq(tok), map[string]any{"user_id": vip.OpenID}), 46003)
 }
 
 func TestJSCode2Session(t *testing.T) {

@@ -42,6 +42,11 @@ type Fault struct {
 	Rate float64 `json:"rate,omitempty"`
 	// Times limits the fault to the next N hits; 0 means no limit.
 	Times int `json:"times,omitempty"`
+	// Skip lets the first N matching calls through before the fault hits
+	// (the second of two uploads fails).
+	Skip int `json:"skip,omitempty"`
+	// skipped counts the calls let through.
+	skipped int
 	// Hits counts the calls the fault has hit.
 	Hits int `json:"hits"`
 
@@ -159,6 +164,10 @@ func (s *Simulator) Faults() []Fault {
 // callers hold s.mu.
 func (s *Simulator) hitLocked(f *Fault) bool {
 	if f.Times > 0 && f.Hits >= f.Times {
+		return false
+	}
+	if f.skipped < f.Skip {
+		f.skipped++
 		return false
 	}
 	if f.Rate > 0 && f.Rate < 1 && s.rng.Float64() >= f.Rate {

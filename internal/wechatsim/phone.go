@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -253,7 +254,7 @@ func (s *Simulator) applyAction(app *appState, u *userState, typ string, a Actio
 		if a.EventKey == "" {
 			return nil, errorf(CodeInvalid, "缺少 event_key: click needs the button's key")
 		}
-		setEvent(msg, &sent, wechat.EventClick, a.EventKey, "[点击菜单 Menu click] "+menuLabel(app, a.EventKey))
+		setEvent(msg, &sent, wechat.EventClick, a.EventKey, "[点击菜单 Menu click] "+menuLabel(app.menuFor(u), a.EventKey))
 		msg.MenuID = a.MenuID
 		u.EventWindow = window{Until: now.Add(eventWindow), Remaining: eventWindowSends}
 		return record(pushUserEvent), nil
@@ -262,7 +263,11 @@ func (s *Simulator) applyAction(app *appState, u *userState, typ string, a Actio
 		if err := needFollower(); err != nil {
 			return nil, err
 		}
-		b, ok := findMenuButton(app, a.Title)
+		b, ok := findMenuButton(app.menuFor(u), a.Title)
+		if cm := app.conditionalFor(u); cm != nil && (b.Type == "view" || b.Type == "miniprogram") {
+			// WeChat names the personalised menu a link came from.
+			msg.MenuID = strconv.FormatInt(cm.MenuID, 10)
+		}
 		if !ok {
 			return nil, errorf(CodeNotFound, "菜单中没有按钮 %q: the menu has no button %q", a.Title, a.Title)
 		}
@@ -502,12 +507,10 @@ func (s *Simulator) popupDecisions(app *appState, a Action) ([]wechat.SubscribeM
 	return items, nil
 }
 
-// menuLabel names a click for the chat: the button's name when the menu has it.
-// findMenuButton finds a leaf of the app's menu by its name, or by
-// "submenu/name".
-func findMenuButton(app *appState, path string) (menuButton, bool) {
+// findMenuButton finds a leaf of a menu by its name, or by "submenu/name".
+func findMenuButton(menu []menuButton, path string) (menuButton, bool) {
 	parent, name, nested := strings.Cut(path, "/")
-	for _, b := range app.Menu {
+	for _, b := range menu {
 		if !nested && len(b.SubButton) == 0 && b.Name == path {
 			return b, true
 		}
@@ -520,8 +523,9 @@ func findMenuButton(app *appState, path string) (menuButton, bool) {
 	return menuButton{}, false
 }
 
-func menuLabel(app *appState, key string) string {
-	for _, b := range app.Menu {
+// menuLabel names a click for the chat: the button's name when the menu has it.
+func menuLabel(menu []menuButton, key string) string {
+	for _, b := range menu {
 		for _, leaf := range append([]menuButton{b}, b.SubButton...) {
 			if leaf.Key == key && leaf.Name != "" {
 				return leaf.Name + " (" + key + ")"

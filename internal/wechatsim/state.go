@@ -54,8 +54,13 @@ type appState struct {
 	ClearQuotaMonth string                   `json:"clear_quota_month,omitempty"`
 	ClearQuotaCount int                      `json:"clear_quota_count,omitempty"`
 
-	Templates   []*appTemplate        `json:"templates"`
-	Menu        []menuButton          `json:"menu,omitempty"`
+	Templates []*appTemplate `json:"templates"`
+	Menu      []menuButton   `json:"menu,omitempty"`
+	MenuID    int64          `json:"menu_id,omitempty"`
+	// Conditional are the personalised menus (个性化菜单), oldest first;
+	// a follower sees the newest one whose rule matches.
+	Conditional []*conditionalMenu    `json:"conditional_menus,omitempty"`
+	NextMenuID  int64                 `json:"next_menu_id,omitempty"`
 	PermanentQR map[string]string     `json:"permanent_qr"` // scene → ticket
 	Replays     map[string]*replay    `json:"replays"`      // openid + "\x00" + client_msg_id
 	Tags        []*tag                `json:"tags,omitempty"`

@@ -75,7 +75,6 @@ func (s *Simulator) servePage(w http.ResponseWriter, r *http.Request) {
 	if data.App != nil {
 		data.IsOA = data.App.Kind == KindOfficialAccount
 		data.Users, _ = s.Users(appID)
-		data.Menu = s.Menu(appID)
 		data.QRCodes = s.QRCodes(appID)
 		for _, t := range s.Templates(appID) {
 			if t.Kind == TemplateKindSubscribe {
@@ -91,6 +90,7 @@ func (s *Simulator) servePage(w http.ResponseWriter, r *http.Request) {
 		if openid == "" && len(data.Users) > 0 {
 			openid = data.Users[0].OpenID
 		}
+		data.Menu = s.Menu(appID, openid)
 		if u, err := s.GetUser(appID, openid); err == nil {
 			data.User = u
 			data.Chat, _ = s.Conversation(appID, openid)
