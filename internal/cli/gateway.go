@@ -164,7 +164,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		Resolver: followers, Windows: msglog.NewWindows(database),
 		Events: events, Logger: logger.With("component", "push"), Metrics: push.NewMetrics(registry),
 		Rate: pushRate(cfg.Push), Burst: cfg.Push.Burst, CallTimeout: cfg.Push.CallTimeout,
-		ReceiptTimeout: cfg.Push.ReceiptTimeout})
+		ReceiptTimeout: cfg.Push.ReceiptTimeout, Files: mediaLibrary})
 	if err != nil {
 		return nil, err
 	}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/media"
 	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/queue"
@@ -39,6 +41,7 @@ func runSend(ctx context.Context, env Env, args []string) error {
 	fs.Var(&data, "data", "template data KEY=VALUE, repeatable; KEY is an alias field or a keyword (模板数据)")
 	channel := fs.String("channel", "", "template | subscribe | mp_subscribe | custom (default: from the template, custom with --text)")
 	text := fs.String("text", "", "a customer-service text message (客服消息文本)")
+	image := fs.String("image", "", "a customer-service image from a local file, uploaded once (客服消息图片文件)")
 	url := fs.String("url", "", "page opened by the message")
 	mini := fs.String("miniprogram", "", "mini program opened by the message, APPID:PAGEPATH")
 	page := fs.String("page", "", "page of a subscription message")
@@ -92,7 +95,14 @@ func runSend(ctx context.Context, env Env, args []string) error {
 		}
 	}
 
-	cfg, database, err := cf.open(ctx, env, true)
+	if *image != "" {
+		abs, err := filepath.Abs(*image)
+		if err != nil {
+			return err
+		}
+		req.Custom, _ = json.Marshal(map[string]any{"msgtype": "image", "image": map[string]string{"file": abs}})
+	}
+	cfg, database, tokens, err := cf.openWithTokens(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -104,7 +114,8 @@ func runSend(ctx context.Context, env Env, args []string) error {
 	}
 	defer jobs.Stop(context.WithoutCancel(ctx))
 	svc, err := push.New(push.Options{DB: database, Accounts: cfg.Accounts, Jobs: jobs, Logger: discardLogger(),
-		Resolver: follower.NewStore(database, time.Now), Windows: msglog.NewWindows(database)})
+		Resolver: follower.NewStore(database, time.Now), Windows: msglog.NewWindows(database),
+		Files: media.New(media.Options{DB: database, Clients: tokens})})
 	if err != nil {
 		return err
 	}

@@ -244,6 +244,22 @@ func TestSendEndToEnd(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "data.page") {
 		t.Errorf("send with a missing field: %d %s", code, errOut)
 	}
+	// A customer-service image from a local file, to a follower who wrote.
+	writer, _ := sim.CreateUser(ctx, wechatsim.CreateUserRequest{AppID: appID, Follow: true})
+	if _, err := sim.Act(ctx, writer.OpenID, wechatsim.Action{Type: wechatsim.ActionText, Content: "有海报吗"}); err != nil {
+		t.Fatal(err)
+	}
+	poster := filepath.Join(e.dir, "poster.jpg")
+	if err := os.WriteFile(poster, append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, make([]byte, 300)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = cli("send", "--account", "main", "--to", "openid:"+writer.OpenID, "--image", poster, "--wait", "20s")
+	if code != 0 || !strings.Contains(out, "delivered") {
+		t.Errorf("send --image: %d\n%s\n%s", code, out, errOut)
+	}
+	if chat, _ := sim.Conversation(appID, writer.OpenID); len(chat) == 0 || chat[len(chat)-1].MsgType != "image" || chat[len(chat)-1].MediaID == "" {
+		t.Errorf("the follower's chat after send --image: %+v", chat)
+	}
 	code, out, errOut = cli("templates", "list", "--account", "main")
 	if code != 0 || !strings.Contains(out, tplVisit) || !strings.Contains(out, "new_visitor") {
 		t.Errorf("templates list: %d %s %s", code, out, errOut)

@@ -2,11 +2,16 @@ package push_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
+	"github.com/wxgate/wxgate/internal/problem"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/wechatsim"
 )
@@ -224,4 +229,64 @@ func TestResolveExternalIDsAndUnionIDs(t *testing.T) {
 			t.Errorf("mini program recipients = %+v", got)
 		}
 	})
+}
+
+// A customer-service image, voice or video may name a local file: it is
+// uploaded once and sent by its media_id; a file that is not of its type,
+// a missing one, or a file given with a media_id is refused before anything
+// is queued.
+func TestCustomMessageFromFile(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dbtest.SQLite(t), setupOptions{work: true, media: true})
+	ctx := context.Background()
+	alice := b.follower(t, "alice")
+	// She writes: the simulator's window opens, and the log the callback
+	// keeps says so.
+	if _, err := b.sim.Act(ctx, alice, wechatsim.Action{Type: wechatsim.ActionText, Content: "发张图"}); err != nil {
+		t.Fatal(err)
+	}
+	b.exec(t, `INSERT INTO inbound_messages (account, dedup_key, openid, msg_type, received_at) VALUES ('main', 'k1', $1, 'text', $2)`,
+		alice, db.Timestamp(time.Now().UTC()))
+	dir := t.TempDir()
+	jpg := filepath.Join(dir, "welcome.jpg")
+	if err := os.WriteFile(jpg, append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, make([]byte, 200)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notes := filepath.Join(dir, "notes.jpg")
+	if err := os.WriteFile(notes, []byte("not an image"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	image := func(content string) push.Request {
+		return push.Request{Account: "main", To: push.Recipients{OpenIDs: []string{alice}}, Custom: []byte(`{"msgtype":"image","image":` + content + `}`)}
+	}
+	quoted := func(p string) string { b, _ := json.Marshal(p); return string(b) }
+	for i := range 2 {
+		res := b.send(t, image(`{"file":`+quoted(jpg)+`}`), push.SendOptions{})
+		if m := b.wait(t, res.Accepted.ID, 10*time.Second); m.Counts["delivered"] != 1 {
+			t.Fatalf("send %d: %+v", i, m)
+		}
+	}
+	items := b.inbox(t, oaApp, alice)
+	if len(items) != 2 || items[0].MsgType != "image" || items[0].MediaID == "" || items[1].MediaID != items[0].MediaID {
+		t.Fatalf("the follower got %+v", items)
+	}
+	if n := b.sim.CallCount(oaApp, "/cgi-bin/media/upload"); n != 1 {
+		t.Errorf("the file went up %d times, want once", n)
+	}
+
+	for _, tt := range []struct{ content, code string }{
+		{`{"file":` + quoted(jpg) + `,"media_id":"MEDIA"}`, "invalid_custom"},
+		{`{"file":` + quoted(filepath.Join(dir, "gone.jpg")) + `}`, "media_file_unreadable"},
+		{`{"file":` + quoted(notes) + `}`, "media_format_invalid"},
+		{`{"file":""}`, "invalid_custom"},
+	} {
+		_, err := b.svc.Send(ctx, image(tt.content), push.SendOptions{})
+		var p *problem.Error
+		if !errors.As(err, &p) || p.Code != tt.code {
+			t.Errorf("image %s: %v, want %s", tt.content, err, tt.code)
+		}
+	}
+	if n := b.sim.CallCount(oaApp, "/cgi-bin/media/upload"); n != 1 {
+		t.Errorf("a refused file reached WeChat (%d uploads)", n)
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/problem"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Request is the body of POST /api/v1/messages.
@@ -262,6 +263,9 @@ func (s *Service) plan(ctx context.Context, req Request) (*sendPlan, error) {
 		if err != nil {
 			return nil, err
 		}
+		if body, err = s.uploadCustomFiles(ctx, a.Name, body); err != nil {
+			return nil, err
+		}
 		p.channel = ChannelCustom
 		p.main = payload{Channel: ChannelCustom, Custom: body}
 	} else {
@@ -390,6 +394,67 @@ func customBody(req Request) (json.RawMessage, error) {
 	delete(m, "touser")
 	b, _ := json.Marshal(m)
 	return b, nil
+}
+
+// customFiles are the file keys a customer-service body may carry in
+// place of a media id, by message type: the key, the id it becomes and
+// the media type it is uploaded as.
+var customFiles = map[string][][3]string{
+	"image": {{"file", "media_id", wechat.MediaImage}},
+	"voice": {{"file", "media_id", wechat.MediaVoice}},
+	"video": {{"file", "media_id", wechat.MediaVideo}, {"thumb_file", "thumb_media_id", wechat.MediaThumb}},
+	"music": {{"thumb_file", "thumb_media_id", wechat.MediaThumb}},
+}
+
+// uploadCustomFiles replaces the local files a customer-service body names
+// ({"msgtype":"image","image":{"file":"./img/a.jpg"}}) by their media ids,
+// uploading each once (temporary media, renewed before it expires).
+func (s *Service) uploadCustomFiles(ctx context.Context, account string, body json.RawMessage) (json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("push: re-reading a custom body: %w", err)
+	}
+	var msgType string
+	_ = json.Unmarshal(m["msgtype"], &msgType)
+	keys := customFiles[msgType]
+	if len(keys) == 0 {
+		return body, nil
+	}
+	var content map[string]any
+	if err := json.Unmarshal(m[msgType], &content); err != nil {
+		return nil, problem.Invalidf("invalid_custom", "custom."+msgType, "custom.%s must be a JSON object — custom.%s 必须是 JSON 对象", msgType, msgType)
+	}
+	changed := false
+	for _, k := range keys {
+		fileKey, idKey, typ := k[0], k[1], k[2]
+		raw, named := content[fileKey]
+		if !named {
+			continue
+		}
+		file, ok := raw.(string)
+		field := "custom." + msgType + "." + fileKey
+		switch {
+		case !ok || strings.TrimSpace(file) == "":
+			return nil, problem.Invalidf("invalid_custom", field, "%s must be a file path — %s 必须是文件路径", field, field)
+		case content[idKey] != nil:
+			return nil, problem.Invalidf("invalid_custom", field, "give %s or %s, not both — %s 与 %s 只能填写一个", idKey, fileKey, idKey, fileKey)
+		case s.opts.Files == nil:
+			return nil, problem.Invalidf("files_unavailable", field, "files cannot be uploaded on this server — 此服务不能上传文件")
+		}
+		id, err := s.opts.Files.ForFile(ctx, account, typ, file)
+		if err != nil {
+			return nil, fmt.Errorf("push: %s: %w", field, err)
+		}
+		delete(content, fileKey)
+		content[idKey] = id
+		changed = true
+	}
+	if !changed {
+		return body, nil
+	}
+	m[msgType], _ = json.Marshal(content)
+	out, _ := json.Marshal(m)
+	return out, nil
 }
 
 // resolve turns the request's recipients into planned rows: openids

@@ -107,6 +107,14 @@ type Options struct {
 	// ReceiptTimeout is how long a sent recipient waits for its receipt
 	// before the sweep marks it unconfirmed (DefaultReceiptTimeout).
 	ReceiptTimeout time.Duration
+	// Files uploads the local files a customer-service message names
+	// (*media.Library); nil refuses such messages.
+	Files Files
+}
+
+// Files uploads a local file and gives its media_id.
+type Files interface {
+	ForFile(ctx context.Context, account, typ, path string) (string, error)
 }
 
 // Service is the push pipeline of a gateway.

@@ -16,6 +16,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/follower"
+	"github.com/wxgate/wxgate/internal/media"
 	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/push"
 	"github.com/wxgate/wxgate/internal/queue"
@@ -87,6 +88,8 @@ type setupOptions struct {
 	work bool
 	// apps replaces simApps().
 	apps []wechatsim.AppConfig
+	// media gives the service a media library, for messages naming files.
+	media bool
 }
 
 func accounts(simURL string) []config.Account {
@@ -196,6 +199,9 @@ func setup(t testing.TB, d *db.DB, so setupOptions) *bundle {
 	}
 	if opts.Windows == nil {
 		opts.Windows = msglog.NewWindows(b.db)
+	}
+	if so.media {
+		opts.Files = media.New(media.Options{DB: d, Clients: b.tokens, Now: b.clock.Now})
 	}
 	svc, err := push.New(opts)
 	if err != nil {
