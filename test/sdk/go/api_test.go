@@ -20,7 +20,9 @@ import (
 	"github.com/silenceper/wechat/v2/miniprogram/subscribe"
 	"github.com/silenceper/wechat/v2/officialaccount"
 	"github.com/silenceper/wechat/v2/officialaccount/basic"
+	"github.com/silenceper/wechat/v2/officialaccount/broadcast"
 	"github.com/silenceper/wechat/v2/officialaccount/config"
+	"github.com/silenceper/wechat/v2/officialaccount/material"
 	"github.com/silenceper/wechat/v2/officialaccount/menu"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 	"github.com/silenceper/wechat/v2/officialaccount/user"
@@ -323,11 +325,90 @@ func TestMenu(t *testing.T) {
 		got.Menu.Button[1].SubButtons[0].URL != "https://example.com/" {
 		t.Fatalf("menu/get = %+v", got.Menu)
 	}
+
+	// A conditional menu (个性化菜单) for Android, which every simulated
+	// phone is: trymatch shows it, delconditional removes it; a rule by
+	// sex is refused since WeChat's privacy change.
+	android := []*menu.Button{new(menu.Button).SetClickButton("安卓专享", "ANDROID")}
+	if err := m.AddConditional(android, &menu.MatchRule{ClientPlatformType: "2"}); err != nil {
+		t.Fatalf("menu/addconditional: %v", err)
+	}
+	if err := m.AddConditional(android, &menu.MatchRule{Sex: "1"}); wxErrCode(err) != 65320 {
+		t.Fatalf("addconditional by sex: want 65320, got %v", err)
+	}
+	u := createUser(t, oaAppID, true)
+	matched, err := m.MenuTryMatch(u.OpenID)
+	if err != nil || len(matched) != 1 || matched[0].Key != "ANDROID" {
+		t.Fatalf("menu/trymatch = %+v, %v", matched, err)
+	}
+	got, err = m.GetMenu()
+	if err != nil || len(got.Conditionalmenu) != 1 || got.Conditionalmenu[0].MatchRule.ClientPlatformType != "2" || got.Menu.MenuID == 0 {
+		t.Fatalf("menu/get with a conditional menu = %+v, %v", got, err)
+	}
+	if err := m.DeleteConditional(got.Conditionalmenu[0].MenuID); err != nil {
+		t.Fatalf("menu/delconditional: %v", err)
+	}
+	if matched, err := m.MenuTryMatch(u.OpenID); err != nil || len(matched) != 2 {
+		t.Fatalf("trymatch after delconditional = %+v, %v", matched, err)
+	}
 	if err := m.DeleteMenu(); err != nil {
 		t.Fatalf("menu/delete: %v", err)
 	}
 	if _, err := m.GetMenu(); wxErrCode(err) != 46003 {
 		t.Fatalf("menu/get without a menu: want 46003, got %v", err)
+	}
+}
+
+// Media and mass sends (群发): a temporary image goes up, a file that is
+// no image is refused with WeChat's errcode, a permanent image is counted
+// and deleted; a text goes to all followers and to a list of openids, and
+// its status reads SEND_SUCCESS once WeChat's job is done.
+func TestMediaAndMassSend(t *testing.T) {
+	needAPI(t, oaAppID)
+	oa := newOA(oaSecret, false)
+	mat := oa.GetMaterial()
+	jpg := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, make([]byte, 256)...)
+	up, err := mat.MediaUploadFromReader(material.MediaTypeImage, "welcome.jpg", bytes.NewReader(jpg))
+	if err != nil || up.MediaID == "" || up.Type != material.MediaTypeImage {
+		t.Fatalf("media/upload = %+v, %v", up, err)
+	}
+	if _, err := mat.MediaUploadFromReader(material.MediaTypeImage, "notes.jpg", strings.NewReader("not an image")); wxErrCode(err) == 0 {
+		t.Fatalf("media/upload of a text file as an image: want an errcode, got %v", err)
+	}
+	before, err := mat.GetMaterialCount()
+	if err != nil {
+		t.Fatalf("material/get_materialcount: %v", err)
+	}
+	permanent, _, err := mat.AddMaterialFromReader(material.MediaTypeImage, "poster.jpg", bytes.NewReader(jpg))
+	if err != nil || permanent == "" {
+		t.Fatalf("material/add_material = %q, %v", permanent, err)
+	}
+	if after, err := mat.GetMaterialCount(); err != nil || after.ImageCount != before.ImageCount+1 {
+		t.Fatalf("material/get_materialcount after an upload = %+v, %v", after, err)
+	}
+	if err := mat.DeleteMaterial(permanent); err != nil {
+		t.Fatalf("material/del_material: %v", err)
+	}
+
+	a, b := createUser(t, oaAppID, true), createUser(t, oaAppID, true)
+	bc := oa.GetBroadcast()
+	all, err := bc.SendText(nil, "全体粉丝：本周六闭馆")
+	if err != nil || all.MsgID == 0 {
+		t.Fatalf("mass/sendall = %+v, %v", all, err)
+	}
+	listed, err := bc.SendText(&broadcast.User{OpenID: []string{a.OpenID, b.OpenID}}, "两位会员：新品到店")
+	if err != nil || listed.MsgID == 0 {
+		t.Fatalf("mass/send = %+v, %v", listed, err)
+	}
+	waitFor(t, "the mass job's status", func() bool {
+		st, err := bc.GetMassStatus(strconv.FormatInt(all.MsgID, 10))
+		return err == nil && st.MsgStatus == "SEND_SUCCESS"
+	})
+	if got := inbox(t, oaAppID, a.OpenID); len(got) < 2 {
+		t.Errorf("follower a got %d messages, want both mass sends", len(got))
+	}
+	if err := bc.Delete(all.MsgID, 0); err != nil {
+		t.Errorf("mass/delete: %v", err)
 	}
 }
 
