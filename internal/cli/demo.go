@@ -131,15 +131,16 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err == nil {
 		err = setUpDemoTemplates(ctx, gw)
 	}
+	// The tag first: the menu has a conditional menu for it.
+	var tagID int64
+	if err == nil {
+		tagID, err = setUpDemoTag(ctx, gw, sim)
+	}
 	if err == nil {
 		err = setUpDemoMenu(ctx, gw)
 	}
 	if err == nil {
 		err = setUpDemoMedia(ctx, gw, *dataDir)
-	}
-	var tagID int64
-	if err == nil {
-		tagID, err = setUpDemoTag(ctx, gw, sim)
 	}
 	var weatherID int64
 	if err == nil {

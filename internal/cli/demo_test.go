@@ -134,6 +134,21 @@ func TestDemoEndToEnd(t *testing.T) {
 			if pressed.Reply == nil || !strings.Contains(pressed.Reply.Content, "扫码结果已收到") {
 				t.Errorf("pressing 工具/扫一扫: %+v", pressed.Reply)
 			}
+			// A follower tagged 演示会员 sees the conditional menu and its
+			// 会员专享 button; the new follower does not have it.
+			var seeded []struct {
+				OpenID string `json:"openid"`
+			}
+			listReq, _ := http.NewRequest("GET", sim+"/sim/api/users?app_id=wxd0e1110000000001", nil)
+			doJSON(t, listReq, &seeded)
+			pressed.Reply = nil
+			doJSON(t, postJSON(sim+"/sim/api/users/"+seeded[0].OpenID+"/actions", `{"app_id":"wxd0e1110000000001","type":"menu","title":"会员专享"}`), &pressed)
+			if pressed.Reply == nil || !strings.Contains(pressed.Reply.Content, "会员专享") {
+				t.Errorf("a 演示会员 pressing 会员专享: %+v", pressed.Reply)
+			}
+			if code, body := httpPost(t, sim+"/sim/api/users/"+user.OpenID+"/actions", `{"app_id":"wxd0e1110000000001","type":"menu","title":"会员专享"}`); code != http.StatusNotFound {
+				t.Errorf("an untagged follower pressing 会员专享: %d %s", code, body)
+			}
 
 			// 图片 is answered with the demo's image, uploaded from its file.
 			var imaged struct {
@@ -266,6 +281,17 @@ func doJSON(t *testing.T, req *http.Request, into any) {
 	if err := json.Unmarshal(raw.Bytes(), into); err != nil {
 		t.Fatalf("%s %s: decode %q: %v", req.Method, req.URL, raw.String(), err)
 	}
+}
+
+func httpPost(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(postJSON(url, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(got)
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

@@ -206,6 +206,15 @@ test("send a card from the composer and see it arrive on the simulator's phone",
   await phone.click('button.menu-btn[data-path="今日推荐"]');
   await waitUntil("the menu's reply on the phone", async () => (await phone.textContent("#chat")).includes("今日推荐：楼盘A"));
   await shot(phone, "simulator-phone-menu");
+
+  // The demo's first follower carries the tag 演示会员: the phone shows
+  // that follower the conditional menu, with 会员专享 in place of 帮助.
+  const users = await (await fetch(`${SIM}/sim/api/users?app_id=${appID}`)).json();
+  await phone.goto(`${SIM}/sim/?app_id=${appID}&openid=${users[0].openid}`);
+  assert.equal(await phone.locator('button.menu-btn[data-path="帮助"]').count(), 0, "the tagged follower sees the default menu");
+  await phone.click('button.menu-btn[data-path="会员专享"]');
+  await waitUntil("the member menu's reply on the phone", async () => (await phone.textContent("#chat")).includes("会员专享：本周到店"));
+  await shot(phone, "simulator-phone-conditional-menu");
 });
 
 test("the message list and the dashboard show what was sent", async (t) => {
