@@ -50,5 +50,13 @@ func Check(typ string, data []byte) error {
 		return problem.Invalidf("media_format_invalid", "file",
 			"a %s must be %s (this file is %s) — %s只支持 %s 格式（当前文件格式：%s）", typ, list, got, labels[typ], list, got)
 	}
+	if typ == wechat.MediaVoice {
+		if length, ok := wechat.VoiceLength(data); ok && length > wechat.MaxVoiceLength {
+			secs := fmt.Sprintf("%.1f", length.Seconds())
+			return problem.Invalidf("media_too_long", "file",
+				"a voice may play at most %d s (this one plays %s s) — 语音最长 %d 秒（当前 %s 秒）",
+				int(wechat.MaxVoiceLength.Seconds()), secs, int(wechat.MaxVoiceLength.Seconds()), secs)
+		}
+	}
 	return nil
 }

@@ -182,6 +182,8 @@ func TestRefusedLocally(t *testing.T) {
 		{"thumb", jpeg(1, 65<<10), "media_too_large"},
 		{"thumb", []byte("\x89PNG\r\n\x1a\nxxxx"), "media_format_invalid"},
 		{"voice", append([]byte("#!AMR\n"), make([]byte, 2<<20)...), "media_too_large"},
+		{"voice", amrOf(61 * 50), "media_too_long"},
+		{"voice", amrOf(59 * 50), ""},
 		{"video", []byte("\x00\x00\x00\x18ftypmp42"), ""},
 	} {
 		_, err := f.lib.Upload(ctx, media.Upload{Account: "main", Type: c.typ, Name: "f", Data: c.data})
@@ -193,9 +195,14 @@ func TestRefusedLocally(t *testing.T) {
 	if e, ok := problem.As(err); !ok || e.Status() != http.StatusRequestEntityTooLarge || !bytes.Contains([]byte(e.Message), []byte("缩略图最大 64.0 KB")) {
 		t.Errorf("too large: %v", err)
 	}
-	if n := f.sim.CallCount(appID, "/cgi-bin/media/upload"); n != 2 {
-		t.Errorf("%d uploads reached WeChat, want the 2 valid files", n)
+	if n := f.sim.CallCount(appID, "/cgi-bin/media/upload"); n != 3 {
+		t.Errorf("%d uploads reached WeChat, want the 3 valid files", n)
 	}
+}
+
+// amrOf is an AMR-NB voice of n frames of 20 ms.
+func amrOf(n int) []byte {
+	return append([]byte("#!AMR\n"), bytes.Repeat(append([]byte{7<<3 | 0x04}, make([]byte, 31)...), n)...)
 }
 
 // A follower's image is fetched into the database once; one over the cap

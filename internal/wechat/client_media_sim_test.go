@@ -45,6 +45,9 @@ func TestSimMedia(t *testing.T) {
 	wantCode(t, err, 40012, wechat.ClassPermanent)
 	_, err = b.oa.UploadMedia(b.ctx, wechat.MediaUpload{Type: wechat.MediaVoice, FileName: "v.amr", Data: append([]byte("#!AMR\n"), make([]byte, 2<<20)...)})
 	wantCode(t, err, 40010, wechat.ClassPermanent)
+	long := append([]byte("#!AMR\n"), bytes.Repeat(append([]byte{7<<3 | 0x04}, make([]byte, 31)...), 61*50)...) // 61 s
+	_, err = b.oa.UploadMedia(b.ctx, wechat.MediaUpload{Type: wechat.MediaVoice, FileName: "long.amr", Data: long})
+	wantCode(t, err, 40010, wechat.ClassPermanent)
 
 	// Permanent material: counted, listed, deleted.
 	perm, err := b.oa.AddMaterial(b.ctx, wechat.MediaUpload{Type: wechat.MediaImage, FileName: "logo.jpg", Data: jpegBytes})
