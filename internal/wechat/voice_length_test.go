@@ -50,3 +50,18 @@ func TestVoiceLength(t *testing.T) {
 		t.Error("a text file has a voice length")
 	}
 }
+
+// VoiceLength reads uploads as they come: no input may make it panic or
+// measure a negative length.
+func FuzzVoiceLength(f *testing.F) {
+	f.Add(amr(3))
+	f.Add(mp3(3, false))
+	f.Add(mp3(2, true))
+	f.Add([]byte("#!AMR-WB\n\x44"))
+	f.Add([]byte("ID3\x03\x00\x10\x7f\x7f\x7f\x7f"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if length, _ := wechat.VoiceLength(data); length < 0 {
+			t.Fatalf("negative length %v", length)
+		}
+	})
+}
