@@ -41,7 +41,9 @@ func TestMediaAndMassThroughTheGateway(t *testing.T) {
 	}, func(simURL string) []config.Account {
 		return []config.Account{{Name: "main", Kind: config.KindOfficialAccount, AppID: appID, AppSecret: appSec, Token: "masstoken",
 			MessageMode: config.ModePlaintext, APIBaseURLs: []string{simURL}, MassSendsPerMonth: 2,
-			Replies: []config.ReplyRule{{Match: "keyword", Pattern: "图片", Reply: config.ReplyContent{Type: "image", File: welcome}}}}}
+			Replies: []config.ReplyRule{{Match: "keyword", Pattern: "图片", Reply: config.ReplyContent{Type: "image", File: welcome}},
+				{Match: "keyword", Pattern: "开盘", Reply: config.ReplyContent{Type: "news", Articles: []config.Article{
+					{Title: "本周六开盘", Description: "楼盘A", URL: "https://example.com/open", PicFile: welcome}}}}}}}
 	})
 	ctx := e.ctx
 	var users []string
@@ -74,6 +76,15 @@ func TestMediaAndMassThroughTheGateway(t *testing.T) {
 	}
 	if n := e.sim.CallCount(appID, "/cgi-bin/media/upload"); n != 1 {
 		t.Errorf("welcome.jpg was uploaded %d times, want 1", n)
+	}
+
+	// A news reply's cover from the same file: an article image, its URL.
+	res, err := e.sim.Act(ctx, users[0], wechatsim.Action{Type: wechatsim.ActionText, Content: "开盘"})
+	if err != nil || res.Reply == nil || len(res.Reply.Articles) != 1 || !strings.HasPrefix(res.Reply.Articles[0].PicURL, "http://mmbiz.qpic.cn/") {
+		t.Fatalf("the news reply: %+v %v", res.Reply, err)
+	}
+	if n := e.sim.CallCount(appID, "/cgi-bin/media/uploadimg"); n != 1 {
+		t.Errorf("the cover was uploaded %d times, want 1 (at start)", n)
 	}
 
 	// 2. Tag two followers, preview, then mass-send to the tag.
@@ -190,7 +201,7 @@ func TestMediaAndMassThroughTheGateway(t *testing.T) {
 	}
 
 	// 5. A follower's image is fetched into the database.
-	res, err := e.sim.Act(ctx, users[1], wechatsim.Action{Type: wechatsim.ActionImage})
+	res, err = e.sim.Act(ctx, users[1], wechatsim.Action{Type: wechatsim.ActionImage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +243,7 @@ func TestMediaAndMassThroughTheGateway(t *testing.T) {
 		} `json:"media"`
 	}
 	_ = json.Unmarshal(body, &listed)
-	if len(listed.Media) != 2 { // welcome.jpg and cover.jpg
+	if len(listed.Media) != 3 { // welcome.jpg as an image and as a news cover, and cover.jpg
 		t.Errorf("media listed: %s", body)
 	}
 }

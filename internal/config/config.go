@@ -237,7 +237,10 @@ type Article struct {
 	Title       string `yaml:"title" json:"title"`
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
 	PicURL      string `yaml:"pic_url,omitempty" json:"pic_url,omitempty"`
-	URL         string `yaml:"url,omitempty" json:"url,omitempty"`
+	// PicFile is a local JPG/PNG cover used instead of PicURL: uploaded as
+	// an article image (media/uploadimg), whose URL WeChat keeps for good.
+	PicFile string `yaml:"pic_file,omitempty" json:"pic_file,omitempty"`
+	URL     string `yaml:"url,omitempty" json:"url,omitempty"`
 }
 
 // Default returns the configuration used where the file and the

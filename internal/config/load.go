@@ -54,6 +54,11 @@ func resolveReplyFiles(cfg *Config, dir string) {
 			if c.File != "" && !filepath.IsAbs(c.File) {
 				c.File = filepath.Join(dir, c.File)
 			}
+			for k := range c.Articles {
+				if a := &c.Articles[k]; a.PicFile != "" && !filepath.IsAbs(a.PicFile) {
+					a.PicFile = filepath.Join(dir, a.PicFile)
+				}
+			}
 		}
 	}
 }

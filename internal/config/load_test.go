@@ -475,6 +475,7 @@ accounts:
     replies:
       - {match: keyword, pattern: 图片, reply: {type: image, file: img/welcome.jpg}}
       - {match: keyword, pattern: logo, reply: {type: image, file: /srv/logo.jpg}}
+      - {match: keyword, pattern: 开盘, reply: {type: news, articles: [{title: 开盘, pic_file: img/cover.jpg}]}}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -489,10 +490,13 @@ accounts:
 	if got := a.Replies[1].Reply.File; got != "/srv/logo.jpg" {
 		t.Errorf("absolute file changed to %q", got)
 	}
+	if got := a.Replies[2].Reply.Articles[0].PicFile; got != filepath.Join(dir, "img", "cover.jpg") {
+		t.Errorf("relative pic_file read as %q", got)
+	}
 	if a.MassSendsPerMonth != 31 || cfg.Media.DownloadMaxBytes != 4096 {
 		t.Errorf("mass_sends_per_month %d, download_max_bytes %d", a.MassSendsPerMonth, cfg.Media.DownloadMaxBytes)
 	}
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "无法读取文件") {
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "无法读取文件") || !strings.Contains(err.Error(), "cover.jpg") {
 		t.Errorf("a missing reply file validated: %v", err)
 	}
 }

@@ -336,6 +336,14 @@ func (r ReplyRule) problems() []string {
 			if article.Title == "" {
 				add("articles[%d] needs a title — 第 %d 篇图文缺少 title", i, i+1)
 			}
+			switch {
+			case article.PicFile != "" && article.PicURL != "":
+				add("articles[%d] takes pic_url or pic_file, not both — 第 %d 篇图文只能填写 pic_url 或 pic_file 之一", i, i+1)
+			case article.PicFile != "":
+				if st, err := os.Stat(article.PicFile); err != nil || st.IsDir() {
+					add("articles[%d]: file %s cannot be read — 无法读取文件 %s", i, article.PicFile, article.PicFile)
+				}
+			}
 		}
 	case "":
 		add("reply.type is required (text, none, image, voice, video or news) — 缺少 reply.type（text、none、image、voice、video 或 news）")

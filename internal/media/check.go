@@ -10,7 +10,7 @@ import (
 )
 
 // labels name the types in Chinese.
-var labels = map[string]string{"image": "图片", "voice": "语音", "video": "视频", "thumb": "缩略图"}
+var labels = map[string]string{"image": "图片", "voice": "语音", "video": "视频", "thumb": "缩略图", "news_image": "图文图片"}
 
 // Format names a file's format from its first bytes, "" when unknown.
 func Format(data []byte) string { return wechat.MediaFormat(data) }
@@ -29,6 +29,9 @@ func sizeText(n int) string {
 // would refuse is refused here first, naming the rule.
 func Check(typ string, data []byte) error {
 	rule, ok := wechat.MediaLimits[typ]
+	if typ == wechat.MediaNewsImage {
+		rule, ok = wechat.NewsImageLimit, true
+	}
 	if !ok {
 		return problem.Invalidf("invalid_media_type", "type",
 			"type must be image, voice, video or thumb (got %q) — 素材类型只能是 image（图片）、voice（语音）、video（视频）或 thumb（缩略图）", typ)

@@ -142,8 +142,9 @@ func (l *Library) Upload(ctx context.Context, u Upload) (Item, error) {
 	sum := sha256.Sum256(u.Data)
 	hash := hex.EncodeToString(sum[:])
 	storage := Temporary
-	if u.Permanent {
-		storage = Permanent
+	if u.Permanent || u.Type == wechat.MediaNewsImage {
+		// An article image's URL is kept by WeChat for good.
+		u.Permanent, storage = true, Permanent
 	}
 	now := l.opts.Now()
 	if it, err := l.find(ctx, u.Account, storage, u.Type, hash); err == nil {
@@ -164,9 +165,12 @@ func (l *Library) Upload(ctx context.Context, u Upload) (Item, error) {
 	}
 	req := wechat.MediaUpload{Type: u.Type, FileName: u.Name, Data: u.Data, Title: u.Title, Introduction: u.Introduction}
 	var up wechat.UploadedMedia
-	if u.Permanent {
+	switch {
+	case u.Type == wechat.MediaNewsImage:
+		up.URL, err = c.UploadNewsImage(ctx, u.Name, u.Data)
+	case u.Permanent:
 		up, err = c.AddMaterial(ctx, req)
-	} else {
+	default:
 		up, err = c.UploadMedia(ctx, req)
 	}
 	if err != nil {
@@ -306,8 +310,9 @@ func (l *Library) forget(account, mediaID string) {
 }
 
 // ForFile returns a media_id for a local file named by a reply rule or a
-// message: uploaded as temporary media when its bytes are not at WeChat
-// yet (or expire within renewAhead). Resolved files are remembered by
+// message (for a news_image, the URL WeChat gave it): uploaded as
+// temporary media when its bytes are not at WeChat yet (or expire within
+// renewAhead). Resolved files are remembered by
 // path, size and modification time, so answering a push reads the disk
 // once per change of the file.
 func (l *Library) ForFile(ctx context.Context, account, typ, path string) (string, error) {
@@ -335,14 +340,18 @@ func (l *Library) ForFile(ctx context.Context, account, typ, path string) (strin
 	if err != nil {
 		return "", err
 	}
-	entry := fileEntry{modTime: st.ModTime(), size: st.Size(), mediaID: it.MediaID}
+	ref := it.MediaID
+	if typ == wechat.MediaNewsImage {
+		ref = it.URL
+	}
+	entry := fileEntry{modTime: st.ModTime(), size: st.Size(), mediaID: ref}
 	if it.ExpiresAt != nil {
 		entry.expires = *it.ExpiresAt
 	}
 	l.mu.Lock()
 	l.files[key] = entry
 	l.mu.Unlock()
-	return it.MediaID, nil
+	return ref, nil
 }
 
 // Renew uploads again every file-backed temporary media that expires

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -272,6 +273,22 @@ func TestCustomMessageFromFile(t *testing.T) {
 	}
 	if n := b.sim.CallCount(oaApp, "/cgi-bin/media/upload"); n != 1 {
 		t.Errorf("the file went up %d times, want once", n)
+	}
+
+	// A link article's cover from a file: uploaded as an article image, its
+	// URL in picurl.
+	news := push.Request{Account: "main", To: push.Recipients{OpenIDs: []string{alice}},
+		Custom: []byte(`{"msgtype":"news","news":{"articles":[{"title":"开盘","description":"本周六","url":"https://example.com/open","pic_file":` + quoted(jpg) + `}]}}`)}
+	res := b.send(t, news, push.SendOptions{})
+	if m := b.wait(t, res.Accepted.ID, 10*time.Second); m.Counts["delivered"] != 1 {
+		t.Fatalf("news with pic_file: %+v", m)
+	}
+	items = b.inbox(t, oaApp, alice)
+	if last := items[len(items)-1]; len(last.Articles) != 1 || !strings.HasPrefix(last.Articles[0].PicURL, "http://mmbiz.qpic.cn/") {
+		t.Errorf("the news article arrived as %+v", last)
+	}
+	if n := b.sim.CallCount(oaApp, "/cgi-bin/media/uploadimg"); n != 1 {
+		t.Errorf("uploadimg called %d times", n)
 	}
 
 	for _, tt := range []struct{ content, code string }{

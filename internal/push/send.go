@@ -416,38 +416,57 @@ func (s *Service) uploadCustomFiles(ctx context.Context, account string, body js
 	}
 	var msgType string
 	_ = json.Unmarshal(m["msgtype"], &msgType)
-	keys := customFiles[msgType]
-	if len(keys) == 0 {
+	if msgType != "news" && len(customFiles[msgType]) == 0 {
 		return body, nil
 	}
 	var content map[string]any
 	if err := json.Unmarshal(m[msgType], &content); err != nil {
 		return nil, problem.Invalidf("invalid_custom", "custom."+msgType, "custom.%s must be a JSON object — custom.%s 必须是 JSON 对象", msgType, msgType)
 	}
+	// replace uploads the file obj[fileKey] names and puts the reference
+	// WeChat gave in obj[refKey].
 	changed := false
-	for _, k := range keys {
-		fileKey, idKey, typ := k[0], k[1], k[2]
-		raw, named := content[fileKey]
+	replace := func(obj map[string]any, at, fileKey, refKey, typ string) error {
+		raw, named := obj[fileKey]
 		if !named {
-			continue
+			return nil
 		}
 		file, ok := raw.(string)
-		field := "custom." + msgType + "." + fileKey
+		field := at + "." + fileKey
 		switch {
 		case !ok || strings.TrimSpace(file) == "":
-			return nil, problem.Invalidf("invalid_custom", field, "%s must be a file path — %s 必须是文件路径", field, field)
-		case content[idKey] != nil:
-			return nil, problem.Invalidf("invalid_custom", field, "give %s or %s, not both — %s 与 %s 只能填写一个", idKey, fileKey, idKey, fileKey)
+			return problem.Invalidf("invalid_custom", field, "%s must be a file path — %s 必须是文件路径", field, field)
+		case obj[refKey] != nil:
+			return problem.Invalidf("invalid_custom", field, "give %s or %s, not both — %s 与 %s 只能填写一个", refKey, fileKey, refKey, fileKey)
 		case s.opts.Files == nil:
-			return nil, problem.Invalidf("files_unavailable", field, "files cannot be uploaded on this server — 此服务不能上传文件")
+			return problem.Invalidf("files_unavailable", field, "files cannot be uploaded on this server — 此服务不能上传文件")
 		}
-		id, err := s.opts.Files.ForFile(ctx, account, typ, file)
+		ref, err := s.opts.Files.ForFile(ctx, account, typ, file)
 		if err != nil {
-			return nil, fmt.Errorf("push: %s: %w", field, err)
+			return fmt.Errorf("push: %s: %w", field, err)
 		}
-		delete(content, fileKey)
-		content[idKey] = id
+		delete(obj, fileKey)
+		obj[refKey] = ref
 		changed = true
+		return nil
+	}
+	at := "custom." + msgType
+	if msgType == "news" {
+		// A link article's cover is a URL: a pic_file goes up as an
+		// article image (media/uploadimg).
+		articles, _ := content["articles"].([]any)
+		for i, a := range articles {
+			if article, ok := a.(map[string]any); ok {
+				if err := replace(article, fmt.Sprintf("%s.articles[%d]", at, i), "pic_file", "picurl", wechat.MediaNewsImage); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for _, k := range customFiles[msgType] {
+		if err := replace(content, at, k[0], k[1], k[2]); err != nil {
+			return nil, err
+		}
 	}
 	if !changed {
 		return body, nil

@@ -202,6 +202,9 @@ func contentProblems(c Content) []string {
 			if a.Title == "" {
 				add("news article %d needs a title — 第 %d 篇图文需要 title（标题）", i+1, i+1)
 			}
+			if a.PicURL != "" && a.PicFile != "" {
+				add("news article %d takes pic_url or pic_file, not both — 第 %d 篇图文只能填写 pic_url 或 pic_file 之一", i+1, i+1)
+			}
 		}
 	case ReplyNone:
 	case "":

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,12 +63,12 @@ func (s *Store) Warm(ctx context.Context) {
 	}
 	for account, set := range *s.cache.Load() {
 		for _, r := range set.all() {
-			if r.Reply.File == "" {
+			if !namesFiles(&r) {
 				continue
 			}
-			if _, err := s.files.ForFile(ctx, account, r.Reply.Type, r.Reply.File); err != nil {
+			if _, file, err := s.withFiles(ctx, account, &r); err != nil {
 				s.log.LogAttrs(ctx, slog.LevelWarn, "reply: the file of a rule could not be uploaded",
-					slog.String("account", account), slog.Int64("rule", r.ID), slog.String("file", r.Reply.File), slog.String("error", err.Error()))
+					slog.String("account", account), slog.Int64("rule", r.ID), slog.String("file", file), slog.String("error", err.Error()))
 			}
 		}
 	}
@@ -304,21 +305,60 @@ func (s *Store) Reply(account string, m *wechat.Message) wechat.Reply {
 	if r == nil {
 		return nil
 	}
-	if r.Reply.File != "" {
+	if namesFiles(r) {
 		if s.files == nil {
 			return nil
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), fileReplyTimeout)
 		defer cancel()
-		id, err := s.files.ForFile(ctx, account, r.Reply.Type, r.Reply.File)
+		resolved, file, err := s.withFiles(ctx, account, r)
 		if err != nil {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "reply: the rule's file has no media_id; answering nothing",
-				slog.String("account", account), slog.Int64("rule", r.ID), slog.String("file", r.Reply.File), slog.String("error", err.Error()))
+			s.log.LogAttrs(ctx, slog.LevelWarn, "reply: the rule's file is not at WeChat; answering nothing",
+				slog.String("account", account), slog.Int64("rule", r.ID), slog.String("file", file), slog.String("error", err.Error()))
 			return nil
 		}
-		withID := *r
-		withID.Reply.MediaID = id
-		return withID.Build(m)
+		return resolved.Build(m)
 	}
 	return r.Build(m)
+}
+
+// namesFiles reports whether r's reply names a local file: the media of
+// an image, voice or video, or the cover of a news article.
+func namesFiles(r *Rule) bool {
+	if r.Reply.File != "" {
+		return true
+	}
+	for _, a := range r.Reply.Articles {
+		if a.PicFile != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// withFiles is r with its files' references at WeChat filled in (media_id,
+// article pic_url); on failure it names the file that failed.
+func (s *Store) withFiles(ctx context.Context, account string, r *Rule) (*Rule, string, error) {
+	out := *r
+	if r.Reply.File != "" {
+		id, err := s.files.ForFile(ctx, account, r.Reply.Type, r.Reply.File)
+		if err != nil {
+			return nil, r.Reply.File, err
+		}
+		out.Reply.MediaID = id
+	}
+	if len(r.Reply.Articles) > 0 {
+		out.Reply.Articles = slices.Clone(r.Reply.Articles)
+		for i, a := range out.Reply.Articles {
+			if a.PicFile == "" {
+				continue
+			}
+			url, err := s.files.ForFile(ctx, account, wechat.MediaNewsImage, a.PicFile)
+			if err != nil {
+				return nil, a.PicFile, err
+			}
+			out.Reply.Articles[i].PicURL = url
+		}
+	}
+	return &out, "", nil
 }

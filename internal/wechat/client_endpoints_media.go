@@ -20,6 +20,9 @@ const (
 	MediaVoice = "voice"
 	MediaVideo = "video"
 	MediaThumb = "thumb"
+	// MediaNewsImage is an image for an article's body or cover
+	// (media/uploadimg): WeChat answers a URL, kept for good, not a media_id.
+	MediaNewsImage = "news_image"
 )
 
 // MediaUpload is one file to upload. Title and Introduction describe a
@@ -106,7 +109,11 @@ func (c *Client) upload(ctx context.Context, path string, u MediaUpload, withDes
 		return UploadedMedia{}, fmt.Errorf("wechat %s: encode upload: %w", path, err)
 	}
 	var out UploadedMedia
-	err = c.do(ctx, call{method: http.MethodPost, path: path, query: url.Values{"type": {u.Type}}, token: true,
+	var query url.Values
+	if u.Type != MediaNewsImage {
+		query = url.Values{"type": {u.Type}}
+	}
+	err = c.do(ctx, call{method: http.MethodPost, path: path, query: query, token: true,
 		raw: body, contentType: ctype, once: true}, &out)
 	if err != nil {
 		return UploadedMedia{}, err
@@ -121,6 +128,16 @@ func (c *Client) upload(ctx context.Context, path string, u MediaUpload, withDes
 // WeChat for 3 days.
 func (c *Client) UploadMedia(ctx context.Context, u MediaUpload) (UploadedMedia, error) {
 	return c.upload(ctx, "/cgi-bin/media/upload", u, false)
+}
+
+// UploadNewsImage calls POST /cgi-bin/media/uploadimg: an image for
+// articles (JPG/PNG, at most 1 MB), answered with its URL.
+func (c *Client) UploadNewsImage(ctx context.Context, fileName string, data []byte) (string, error) {
+	out, err := c.upload(ctx, "/cgi-bin/media/uploadimg", MediaUpload{Type: MediaNewsImage, FileName: fileName, Data: data}, false)
+	if err != nil {
+		return "", err
+	}
+	return out.URL, nil
 }
 
 // AddMaterial calls POST /cgi-bin/material/add_material: a permanent file.

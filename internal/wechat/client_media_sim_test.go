@@ -49,6 +49,16 @@ func TestSimMedia(t *testing.T) {
 	_, err = b.oa.UploadMedia(b.ctx, wechat.MediaUpload{Type: wechat.MediaVoice, FileName: "long.amr", Data: long})
 	wantCode(t, err, 40010, wechat.ClassPermanent)
 
+	// An image for articles: a URL, no material.
+	newsURL, err := b.oa.UploadNewsImage(b.ctx, "cover.jpg", jpegBytes)
+	if err != nil || !strings.HasPrefix(newsURL, "http://mmbiz.qpic.cn/") {
+		t.Fatalf("uploadimg: %q %v", newsURL, err)
+	}
+	_, err = b.oa.UploadNewsImage(b.ctx, "big.jpg", append(jpegBytes, make([]byte, 1<<20)...))
+	wantCode(t, err, 40009, wechat.ClassPermanent)
+	_, err = b.oa.UploadNewsImage(b.ctx, "a.gif", []byte("GIF89a xx"))
+	wantCode(t, err, 40005, wechat.ClassPermanent)
+
 	// Permanent material: counted, listed, deleted.
 	perm, err := b.oa.AddMaterial(b.ctx, wechat.MediaUpload{Type: wechat.MediaImage, FileName: "logo.jpg", Data: jpegBytes})
 	if err != nil || perm.MediaID == "" || !strings.HasPrefix(perm.URL, "http") {

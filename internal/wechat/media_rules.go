@@ -26,6 +26,9 @@ var MediaLimits = map[string]MediaLimit{
 	MediaThumb: {64 << 10, 40012, []string{"jpg"}},
 }
 
+// NewsImageLimit is media/uploadimg's rule (MediaNewsImage).
+var NewsImageLimit = MediaLimit{1 << 20, 40009, []string{"jpg", "png"}}
+
 // MediaFormat names a file's format from its first bytes, "" when unknown.
 func MediaFormat(data []byte) string {
 	switch {

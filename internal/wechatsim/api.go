@@ -205,6 +205,7 @@ func (s *Simulator) apiRoutes() []apiRoute {
 		{path: "/cgi-bin/user/tag/get", auth: true, kinds: onlyOA, handle: s.handleTagUsers},
 		{path: "/cgi-bin/media/upload", auth: true, maxBody: maxMediaBody, handle: s.handleMediaUpload},
 		{path: "/cgi-bin/media/get", auth: true, handle: s.handleMediaGet},
+		{path: "/cgi-bin/media/uploadimg", auth: true, kinds: onlyOA, maxBody: maxMediaBody, handle: s.handleUploadNewsImage},
 		{path: "/cgi-bin/material/add_material", auth: true, kinds: onlyOA, maxBody: maxMediaBody, handle: s.handleAddMaterial},
 		{path: "/cgi-bin/material/get_material", auth: true, kinds: onlyOA, handle: s.handleGetMaterial},
 		{path: "/cgi-bin/material/del_material", auth: true, kinds: onlyOA, handle: s.handleDelMaterial},

@@ -133,6 +133,33 @@ func (s *Simulator) storeUpload(c *apiCall, permanent bool) (*mediaFile, *apiErr
 	return m, nil
 }
 
+// handleUploadNewsImage is POST /cgi-bin/media/uploadimg: an image for
+// articles, JPG or PNG of at most 1 MB (40009 larger, 40005 another
+// format), answered with a URL and kept for good; it is no material
+// (get_materialcount does not count it).
+func (s *Simulator) handleUploadNewsImage(c *apiCall) (any, *apiError) {
+	name, data, _, apiErr := readUpload(c)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	limit := wechat.NewsImageLimit
+	if len(data) == 0 || len(data) > limit.MaxBytes {
+		return nil, wxErrf(limit.SizeCode, "invalid image size")
+	}
+	format := wechat.MediaFormat(data)
+	if !slices.Contains(limit.Formats, format) {
+		return nil, wxErrf(40005, "invalid file type")
+	}
+	m := &mediaFile{MediaID: randomString(64, alphabetURL), Type: wechat.MediaNewsImage, Permanent: true, Name: name,
+		ContentType: mediaContentTypes[format], Data: data, CreatedAt: c.now}
+	m.URL = "http://mmbiz.qpic.cn/mmbiz_" + format + "/" + m.MediaID[:32] + "/0?wx_fmt=" + format
+	if c.app.Media == nil {
+		c.app.Media = map[string]*mediaFile{}
+	}
+	c.app.Media[m.MediaID] = m
+	return map[string]string{"url": m.URL}, nil
+}
+
 // handleMediaUpload is POST /cgi-bin/media/upload?type=: a thumb answers
 // thumb_media_id, the others media_id.
 func (s *Simulator) handleMediaUpload(c *apiCall) (any, *apiError) {
@@ -228,7 +255,7 @@ func (s *Simulator) handleDelMaterial(c *apiCall) (any, *apiError) {
 func (s *Simulator) handleMaterialCount(c *apiCall) (any, *apiError) {
 	counts := map[string]int{"voice_count": 0, "video_count": 0, "image_count": 0, "news_count": 0}
 	for _, m := range c.app.Media {
-		if m.Permanent && m.Type != "thumb" {
+		if m.Permanent && m.Type != "thumb" && m.Type != wechat.MediaNewsImage {
 			counts[m.Type+"_count"]++
 		}
 	}
