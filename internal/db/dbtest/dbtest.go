@@ -67,6 +67,24 @@ func Postgres(t testing.TB) *db.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
+	database, err := db.Open(ctx, PostgresURL(t))
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() { database.Close() })
+	if err := database.Migrate(ctx); err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	return database
+}
+
+// PostgresURL creates an empty database for t on the test server and
+// returns its URL, for a test that hands it to a process of its own; the
+// database is dropped when t ends. It skips t like Postgres.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
 
 	serverURL := os.Getenv("WXGATE_TEST_POSTGRES_URL")
 	if serverURL == "" {
@@ -87,7 +105,7 @@ func Postgres(t testing.TB) *db.DB {
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("dbtest: creating database %s: %v", name, err)
 	}
-	// Registered before the test database's Close so it runs after it.
+	// Registered before the caller's Close of the database so it runs after it.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 		defer cancel()
@@ -102,15 +120,7 @@ func Postgres(t testing.TB) *db.DB {
 		t.Fatalf("dbtest: parsing %s: %v", db.MaskURL(serverURL), err)
 	}
 	testURL.Path = "/" + name
-	database, err := db.Open(ctx, testURL.String())
-	if err != nil {
-		t.Fatalf("dbtest: %v", err)
-	}
-	t.Cleanup(func() { database.Close() })
-	if err := database.Migrate(ctx); err != nil {
-		t.Fatalf("dbtest: %v", err)
-	}
-	return database
+	return testURL.String()
 }
 
 func randomSuffix(t testing.TB) string {
