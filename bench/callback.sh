@@ -1,8 +1,25 @@
 #!/usr/bin/env bash
 # Callback throughput: wxgate against the ceiling (docs/benchmarks.md).
 #
-#   bench/callback.sh
+#   bench/callback.sh                      # sustained: the figures quoted
+#   BENCH_DATABASE=postgres bench/callback.sh
+#   BENCH_MODE=burst bench/callback.sh     # the short burst, for comparison
 #
+# Sustained mode (the default): per concurrency level, the ceiling and then
+# wxgate each run BENCH_DURATION (default 60s) after a warm-up, the server
+# pinned to CPU 0 and the load generator to CPU 1 (taskset, where the
+# machine has two CPUs), every push from a follower of its own, built,
+# sent and verified continuously; wxgate gets a fresh database per level
+# and the database's size and its WAL are reported after the level.
+#   BENCH_C         levels (default 16,64)
+#   BENCH_DURATION  timed part of each level (default 60s)
+#   BENCH_WARMUP    untimed, verified pushes first (default 2000)
+#   BENCH_DATABASE  sqlite (default) or postgres
+#   BENCH_POSTGRES_URL  server for BENCH_DATABASE=postgres (default
+#                   postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable;
+#                   needs psql); each level gets a database of its own
+#
+# Burst mode (BENCH_MODE=burst), the settings below:
 # Builds wxgate, the ceiling and the load generator into a temporary
 # directory; runs the load (distinct pre-signed safe-mode text messages,
 # every reply verified) first against the ceiling — the crypto work of a
@@ -27,9 +44,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+MODE=${BENCH_MODE:-sustained}
 N=${BENCH_N:-30000}
-C=${BENCH_C:-1,16,64}
-WARMUP=${BENCH_WARMUP:-500}
+if [ "$MODE" = sustained ]; then
+	C=${BENCH_C:-16,64}
+	WARMUP=${BENCH_WARMUP:-2000}
+else
+	C=${BENCH_C:-1,16,64}
+	WARMUP=${BENCH_WARMUP:-500}
+fi
+DURATION=${BENCH_DURATION:-60s}
+DATABASE=${BENCH_DATABASE:-sqlite}
+PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 ROUNDS=${BENCH_ROUNDS:-1}
 OUT=${BENCH_OUT:-bench/results}
 LOAD_TIMEOUT=${BENCH_TIMEOUT:-600}
@@ -109,6 +135,95 @@ load() { # load LABEL URL JSON — against the server $pid
 	*) die "the load on $1 failed (status $status)" ;;
 	esac
 }
+
+# ---- sustained mode ---------------------------------------------------------------
+if [ "$MODE" = sustained ]; then
+	server_on=() load_on=()
+	if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+		server_on=(taskset -c 0) load_on=(taskset -c 1)
+		say "server on CPU 0, load generator on CPU 1"
+	else
+		say "one CPU (or no taskset): server and load generator share it"
+	fi
+	case $DATABASE in
+	sqlite) ;;
+	postgres) command -v psql >/dev/null 2>&1 || die "BENCH_DATABASE=postgres needs psql" ;;
+	*) die "BENCH_DATABASE must be sqlite or postgres, not '$DATABASE'" ;;
+	esac
+	sustained_load() { # sustained_load LABEL URL JSON LEVEL
+		say "sustained load on $1: concurrency $4 for $DURATION after $WARMUP warm-up pushes, a new follower per push"
+		local status=0
+		timeout "$LOAD_TIMEOUT" "${load_on[@]}" "$tmp/callbackload" --url "$2" --token "$token" --aes-key "$aes_key" \
+			--app-id "$app_id" --original-id "$original_id" --sustained --distinct-senders --duration "$DURATION" \
+			-c "$4" --warmup "$WARMUP" --label "$1" --server-pid "$pid" --json "$3" >"$tmp/$1.table" || status=$?
+		cat "$tmp/$1.table"
+		case $status in
+		0) ;;
+		1) echo "callback.sh: replies from $1 failed verification" >&2; exit 1 ;;
+		124) die "the load on $1 took longer than ${LOAD_TIMEOUT}s" ;;
+		*) die "the load on $1 failed (status $status)" ;;
+		esac
+	}
+	pg_admin() { psql "$PG_URL" -v ON_ERROR_STOP=1 -qtAc "$1"; }
+	IFS=, read -ra levels <<<"$C"
+	for c in "${levels[@]}"; do
+		log=$tmp/ceiling-c$c.log
+		"${server_on[@]}" "$tmp/ceiling" --listen 127.0.0.1:0 --token "$token" --aes-key "$aes_key" --app-id "$app_id" >"$log" 2>&1 &
+		pid=$!
+		url=$(wait_listening "$log" "ceiling listening on") || die "the ceiling did not start: $(cat "$log")"
+		sustained_load ceiling "$url/wx/bench" "$OUT/sustained-ceiling-c$c.json" "$c"
+		stop_server "$log"
+
+		data=$tmp/data-c$c
+		mkdir -p "$data"
+		if [ "$DATABASE" = postgres ]; then
+			pg_db=wxgate_bench_$$_$c
+			pg_admin "CREATE DATABASE $pg_db" || die "cannot create $pg_db at $PG_URL"
+			database_url=$(printf '%s' "$PG_URL" | sed "s|/[^/?]*\(?\|\$\)|/$pg_db\1|")
+		else
+			database_url=sqlite://$data/wxgate.db
+		fi
+		cat >"$tmp/wxgate.yaml" <<EOF
+listen: 127.0.0.1:0
+database_url: $database_url
+log_level: warn
+metrics:
+  listen: 127.0.0.1:0
+accounts:
+  - name: bench
+    app_id: $app_id
+    token: $token
+    encoding_aes_key: $aes_key
+    message_mode: safe
+    original_id: $original_id
+EOF
+		log=$tmp/wxgate-c$c.log
+		"${server_on[@]}" "$tmp/wxgate" serve --config "$tmp/wxgate.yaml" >"$log" 2>&1 &
+		pid=$!
+		url=$(wait_listening "$log" "wxgate is listening on") || die "wxgate did not start: $(cat "$log")"
+		wal_start=
+		[ "$DATABASE" = postgres ] && wal_start=$(pg_admin "SELECT pg_current_wal_lsn()")
+		sustained_load wxgate "$url/wx/bench" "$OUT/sustained-wxgate-$DATABASE-c$c.json" "$c"
+		if [ "$DATABASE" = postgres ]; then
+			say "database after the level: $(pg_admin "SELECT pg_size_pretty(pg_database_size('$pg_db'))"), WAL written during it: $(pg_admin "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_start'))")"
+		else
+			say "database after the level: $(du -h "$data/wxgate.db" | cut -f1), WAL: $(du -h "$data/wxgate.db-wal" 2>/dev/null | cut -f1 || echo none)"
+		fi
+		stop_server "$log"
+		if grep -q 'level=ERROR' "$log"; then
+			echo "callback.sh: wxgate logged errors:" >&2
+			grep 'level=ERROR' "$log" | head -n 5 >&2
+		fi
+		[ "$DATABASE" = postgres ] && pg_admin "DROP DATABASE $pg_db WITH (FORCE)"
+		rm -rf "$data"
+		echo
+		"$tmp/callbackload" compare --concurrency "$c" --min-ratio 0.6 --max-p99 20ms \
+			"$OUT/sustained-ceiling-c$c.json" "$OUT/sustained-wxgate-$DATABASE-c$c.json"
+	done
+	say "JSON reports in $OUT"
+	exit 0
+fi
+[ "$MODE" = burst ] || die "BENCH_MODE must be sustained or burst, not '$MODE'"
 
 reports=()
 for round in $(seq "$ROUNDS"); do

@@ -6,6 +6,7 @@
 //
 //	callbackload --url http://127.0.0.1:8080/wx/main --token T --aes-key K \
 //	    --app-id wx… --original-id gh_… -n 30000 -c 1,16,64 --json out.json
+//	callbackload --sustained --duration 60s --distinct-senders -c 16 … # build, send, verify continuously
 //	callbackload compare [--concurrency 64 --min-ratio 0.6 --max-p99 20ms] ceiling.json wxgate.json
 //	callbackload compare ceiling-1.json wxgate-1.json ceiling-2.json wxgate-2.json …   # rounds: medians and spread
 //
@@ -54,6 +55,8 @@ func run(args []string) int {
 		jsonOut  = fs.String("json", "", "also write the results as JSON to this file")
 		label    = fs.String("label", "", "name of the server in the report (default: the URL's host)")
 		pid      = fs.Int("server-pid", 0, "the server's process id, to report its CPU time per request (Linux)")
+		sustain  = fs.Bool("sustained", false, "build, send and verify pushes continuously for --duration per level (a load generator on a core of its own); -n is ignored")
+		distinct = fs.Bool("distinct-senders", false, "every push from a follower of its own (default: rotate over 1000)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: callbackload --url URL --token T --aes-key K --app-id ID [flags]\n       callbackload compare [flags] BASE.json CANDIDATE.json [BASE2.json CANDIDATE2.json …]\n\n")
@@ -69,7 +72,9 @@ func run(args []string) int {
 	switch {
 	case *target == "" || *token == "" || *aesKey == "" || *appID == "":
 		return usage(fs, errors.New("--url, --token, --aes-key and --app-id are required"))
-	case *total < len(concs):
+	case *sustain && *duration <= 0:
+		return usage(fs, errors.New("--sustained needs --duration, e.g. 60s"))
+	case !*sustain && *total < len(concs):
 		return usage(fs, fmt.Errorf("-n %d is fewer than one message per level", *total))
 	case *warmup < 0:
 		return usage(fs, errors.New("--warmup must not be negative"))
@@ -85,6 +90,7 @@ func run(args []string) int {
 	if err != nil {
 		return usage(fs, err)
 	}
+	builder.DistinctSenders = *distinct
 	verifier, err := loadgen.NewVerifier(acct)
 	if err != nil {
 		return usage(fs, err)
@@ -101,7 +107,7 @@ func run(args []string) int {
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	perLevel := *total / len(concs)
 	for _, c := range concs {
-		res, err := runner.RunLevel(ctx, loadgen.Level{Concurrency: c, Requests: perLevel, Duration: *duration, Warmup: *warmup})
+		res, err := runner.RunLevel(ctx, loadgen.Level{Concurrency: c, Requests: perLevel, Duration: *duration, Warmup: *warmup, Stream: *sustain})
 		report.Levels = append(report.Levels, res)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "callbackload: concurrency %d: %v\n", c, err)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -264,5 +265,44 @@ func TestCompareRoundsUsesMedians(t *testing.T) {
 	out.Reset()
 	if CompareRounds(&out, rounds, target) {
 		t.Errorf("target met with a median ratio of 50%%:\n%s", out.String())
+	}
+}
+
+// A sustained level builds, sends and verifies for its duration, every
+// push from a follower of its own, and still counts a bad answer.
+func TestSustainedLevel(t *testing.T) {
+	var bad atomic.Int64
+	seen := map[string]bool{}
+	var seenMu sync.Mutex
+	srv := fakeGateway(t, func(w http.ResponseWriter, m *wechat.Message, _, _ []byte) bool {
+		seenMu.Lock()
+		seen[m.FromUserName] = true
+		seenMu.Unlock()
+		if m.MsgID%50 == 0 && bad.Add(1) <= 3 {
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return true
+		}
+		return false
+	})
+	defer srv.Close()
+	b, err := NewBuilder(srv.URL+"/wx/main", testAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.DistinctSenders = true
+	v, _ := NewVerifier(testAccount)
+	r := &Runner{Client: NewClient(4), Builder: b, Verifier: v, Log: io.Discard}
+	res, err := r.RunLevel(context.Background(), Level{Concurrency: 4, Warmup: 10, Duration: 300 * time.Millisecond, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WarmupRequests != 10 || res.Requests < 20 || res.Seconds < 0.3 || res.RPS <= 0 || res.P99 <= 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if total := res.Failures + res.WarmupFailures; int64(total) != min(bad.Load(), 3) || (total > 0 && res.FailureKinds["http_500"]+res.WarmupFailures != total) {
+		t.Errorf("failures %d (%v) warmup %d, the server spoiled %d", res.Failures, res.FailureKinds, res.WarmupFailures, bad.Load())
+	}
+	if n := len(seen); n != res.Requests+res.WarmupRequests {
+		t.Errorf("%d senders for %d pushes", n, res.Requests+res.WarmupRequests)
 	}
 }

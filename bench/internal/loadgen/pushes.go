@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/wechat"
@@ -40,8 +41,12 @@ type Builder struct {
 	acct    Account
 	crypter *wechat.Crypter
 	base    string
-	nextID  int64
+	nextID  atomic.Int64
 	openids []string
+	// DistinctSenders gives every push a follower of its own (a real
+	// account's messages come from many followers) instead of rotating
+	// over Senders of them.
+	DistinctSenders bool
 }
 
 // Senders is how many distinct followers the pushes come from.
@@ -63,14 +68,10 @@ func NewBuilder(callbackURL string, acct Account) (*Builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Builder{
-		acct:    acct,
-		crypter: c,
-		base:    callbackURL,
-		// MsgIds are 64-bit and WeChat's are ~6e18; starting from the
-		// clock keeps runs apart without any state on disk.
-		nextID: time.Now().UnixNano(),
-	}
+	b := &Builder{acct: acct, crypter: c, base: callbackURL}
+	// MsgIds are 64-bit and WeChat's are ~6e18; starting from the clock
+	// keeps runs apart without any state on disk.
+	b.nextID.Store(time.Now().UnixNano())
 	for i := range Senders {
 		// Real openids are 28 characters of [A-Za-z0-9_-].
 		b.openids = append(b.openids, fmt.Sprintf("oBench%022d", i))
@@ -81,38 +82,50 @@ func NewBuilder(callbackURL string, acct Account) (*Builder, error) {
 // Build makes n pushes stamped with now.
 func (b *Builder) Build(n int, now time.Time) ([]Push, error) {
 	out := make([]Push, n)
-	ts := strconv.FormatInt(now.Unix(), 10)
 	for i := range out {
-		id := b.nextID
-		b.nextID++
-		openid := b.openids[int(id%Senders)]
-		m := wechat.Message{
-			ToUserName:   b.acct.OriginalID,
-			FromUserName: openid,
-			CreateTime:   now.Unix(),
-			MsgType:      wechat.MsgTypeText,
-			Content:      "你好，第 " + strconv.FormatInt(id, 10) + " 条",
-			MsgID:        id,
-		}
-		encrypted, err := b.crypter.Encrypt(wechat.EncodeMessage(&m), 0)
+		p, err := b.One(now)
 		if err != nil {
 			return nil, err
 		}
-		nonce, err := randomDigits()
-		if err != nil {
-			return nil, err
-		}
-		var q strings.Builder
-		q.WriteString(b.base)
-		q.WriteString("?signature=")
-		q.WriteString(wechat.Signature(b.acct.Token, ts, nonce))
-		q.WriteString("&timestamp=" + ts + "&nonce=" + nonce)
-		q.WriteString("&openid=" + url.QueryEscape(openid))
-		q.WriteString("&encrypt_type=aes&msg_signature=")
-		q.WriteString(wechat.Signature(b.acct.Token, ts, nonce, encrypted))
-		out[i] = Push{URL: q.String(), Body: wechat.SafeModeBody(b.acct.OriginalID, encrypted), OpenID: openid, MsgID: id}
+		out[i] = p
 	}
 	return out, nil
+}
+
+// One makes the next push, stamped with now; it is safe to call from
+// several goroutines.
+func (b *Builder) One(now time.Time) (Push, error) {
+	id := b.nextID.Add(1) - 1
+	openid := b.openids[int(id%Senders)]
+	if b.DistinctSenders {
+		openid = fmt.Sprintf("oBench%022d", uint64(id))
+	}
+	ts := strconv.FormatInt(now.Unix(), 10)
+	m := wechat.Message{
+		ToUserName:   b.acct.OriginalID,
+		FromUserName: openid,
+		CreateTime:   now.Unix(),
+		MsgType:      wechat.MsgTypeText,
+		Content:      "你好，第 " + strconv.FormatInt(id, 10) + " 条",
+		MsgID:        id,
+	}
+	encrypted, err := b.crypter.Encrypt(wechat.EncodeMessage(&m), 0)
+	if err != nil {
+		return Push{}, err
+	}
+	nonce, err := randomDigits()
+	if err != nil {
+		return Push{}, err
+	}
+	var q strings.Builder
+	q.WriteString(b.base)
+	q.WriteString("?signature=")
+	q.WriteString(wechat.Signature(b.acct.Token, ts, nonce))
+	q.WriteString("&timestamp=" + ts + "&nonce=" + nonce)
+	q.WriteString("&openid=" + url.QueryEscape(openid))
+	q.WriteString("&encrypt_type=aes&msg_signature=")
+	q.WriteString(wechat.Signature(b.acct.Token, ts, nonce, encrypted))
+	return Push{URL: q.String(), Body: wechat.SafeModeBody(b.acct.OriginalID, encrypted), OpenID: openid, MsgID: id}, nil
 }
 
 // randomDigits is a nonce as WeChat sends them: a decimal number.

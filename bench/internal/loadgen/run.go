@@ -26,6 +26,11 @@ type Level struct {
 	// Warmup pushes are sent (and verified) before the timed part, at the
 	// same concurrency, to open connections and fill caches.
 	Warmup int
+	// Stream builds each push just before sending it and verifies its
+	// answer at once, for Duration, instead of building Requests ahead:
+	// a sustained run holds no more than the latencies in memory. Meant
+	// for a load generator on a core of its own.
+	Stream bool
 }
 
 // Result is what one level measured. Latencies are in milliseconds, from
@@ -89,6 +94,9 @@ type Runner struct {
 // RunLevel sends the level's warmup, then its timed pushes, and verifies
 // every answer. Pushes are built before the timed part starts.
 func (r *Runner) RunLevel(ctx context.Context, lv Level) (Result, error) {
+	if lv.Stream {
+		return r.runStream(ctx, lv)
+	}
 	if lv.Concurrency < 1 || lv.Requests < 1 {
 		return Result{}, fmt.Errorf("a level needs concurrency ≥ 1 and requests ≥ 1 (got %d, %d)", lv.Concurrency, lv.Requests)
 	}
@@ -268,3 +276,115 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
+
+// runStream is RunLevel for a sustained level: Warmup pushes, then
+// pushes built, sent and verified one after the other by each worker until
+// Duration has passed.
+func (r *Runner) runStream(ctx context.Context, lv Level) (Result, error) {
+	if lv.Concurrency < 1 || lv.Duration <= 0 {
+		return Result{}, fmt.Errorf("a sustained level needs concurrency ≥ 1 and a duration (got %d, %v)", lv.Concurrency, lv.Duration)
+	}
+	res := Result{Concurrency: lv.Concurrency}
+	if lv.Warmup > 0 {
+		warm := r.stream(ctx, lv.Concurrency, lv.Warmup, 0)
+		res.WarmupRequests, res.WarmupFailures = warm.requests, warm.failures
+	}
+	server0, serverErr := r.serverCPU()
+	client0 := selfCPU()
+	start := time.Now()
+	timed := r.stream(ctx, lv.Concurrency, 0, lv.Duration)
+	elapsed := time.Since(start)
+	client1 := selfCPU()
+	server1, serverErr1 := r.serverCPU()
+	res.Requests, res.Failures, res.FailureKinds = timed.requests, timed.failures, timed.kinds
+	res.Seconds = elapsed.Seconds()
+	if timed.requests > 0 {
+		perRequest := func(d time.Duration) float64 {
+			return math.Round(float64(d)/float64(time.Microsecond)/float64(timed.requests)*10) / 10
+		}
+		res.ClientCPU = perRequest(client1 - client0)
+		if serverErr == nil && serverErr1 == nil && r.ServerPID > 0 {
+			res.ServerCPU = perRequest(server1 - server0)
+		}
+		res.RPS = float64(timed.requests) / elapsed.Seconds()
+	}
+	lat := timed.latencies
+	slices.Sort(lat)
+	res.P50, res.P90, res.P99 = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.90)), ms(percentile(lat, 0.99))
+	if len(lat) > 0 {
+		res.Max = ms(lat[len(lat)-1])
+	}
+	return res, ctx.Err()
+}
+
+type streamed struct {
+	requests, failures int
+	kinds              map[string]int
+	latencies          []time.Duration // of the verified answers
+}
+
+// stream runs conc workers that build, send and verify pushes until n
+// have been sent (n > 0) or dur has passed.
+func (r *Runner) stream(ctx context.Context, conc, n int, dur time.Duration) streamed {
+	var sent atomic.Int64
+	deadline := time.Now().Add(dur)
+	per := make([]streamed, conc)
+	var wg sync.WaitGroup
+	var logMu sync.Mutex
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := &per[w]
+			out.kinds = map[string]int{}
+			for ctx.Err() == nil {
+				if n > 0 && sent.Add(1) > int64(n) {
+					return
+				}
+				if dur > 0 && !time.Now().Before(deadline) {
+					return
+				}
+				p, err := r.Builder.One(time.Now())
+				if err != nil {
+					return
+				}
+				s := send(ctx, r.Client, p, 0)
+				if ctx.Err() != nil && s.err != nil {
+					return // interrupted: not the server's failure
+				}
+				out.requests++
+				var f *Failure
+				if s.err != nil {
+					f = &Failure{Kind: "transport", Detail: s.err.Error()}
+				} else {
+					f = r.Verifier.Check(p, s.status, s.body)
+				}
+				if f == nil {
+					out.latencies = append(out.latencies, s.latency)
+					continue
+				}
+				out.failures++
+				out.kinds[f.Kind]++
+				if out.kinds[f.Kind] == 1 && r.Log != nil {
+					logMu.Lock()
+					fmt.Fprintf(r.Log, "failure for MsgId %d: %v\n", p.MsgID, f)
+					logMu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	all := streamed{kinds: map[string]int{}}
+	for _, p := range per {
+		all.requests += p.requests
+		all.failures += p.failures
+		all.latencies = append(all.latencies, p.latencies...)
+		for k, v := range p.kinds {
+			all.kinds[k] += v
+		}
+	}
+	if len(all.kinds) == 0 {
+		all.kinds = nil
+	}
+	return all
+}
