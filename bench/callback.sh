@@ -179,7 +179,13 @@ if [ "$MODE" = sustained ]; then
 		if [ "$DATABASE" = postgres ]; then
 			pg_db=wxgate_bench_$$_$c
 			pg_admin "CREATE DATABASE $pg_db" || die "cannot create $pg_db at $PG_URL"
-			database_url=$(printf '%s' "$PG_URL" | sed "s|/[^/?]*\(?\|\$\)|/$pg_db\1|")
+			# The same server and options, the level's database.
+			pg_base=${PG_URL%%\?*}
+			database_url=${pg_base%/*}/$pg_db${PG_URL#"$pg_base"}
+			case $database_url in
+			*/"$pg_db" | */"$pg_db"\?*) ;;
+			*) die "cannot name database $pg_db in $PG_URL" ;;
+			esac
 		else
 			database_url=sqlite://$data/wxgate.db
 		fi
