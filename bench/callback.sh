@@ -9,7 +9,9 @@
 # wxgate each run BENCH_DURATION (default 60s) after a warm-up, the server
 # pinned to CPU 0 and the load generator to CPU 1 (taskset, where the
 # machine has two CPUs), every push from a follower of its own, built,
-# sent and verified continuously; wxgate gets a fresh database per level
+# sent and verified continuously; the Go SDK handler (test/sdk/go/sdkhandler,
+# silenceper/wechat/v2, stores nothing) runs after the ceiling, when it
+# builds; wxgate gets a fresh database per level
 # and the database's size and its WAL are reported after the level.
 #   BENCH_C         levels (default 16,64)
 #   BENCH_DURATION  timed part of each level (default 60s)
@@ -165,6 +167,14 @@ if [ "$MODE" = sustained ]; then
 		esac
 	}
 	pg_admin() { psql "$PG_URL" -v ON_ERROR_STOP=1 -qtAc "$1"; }
+	# The Go SDK handler (silenceper/wechat/v2, stores nothing), from the
+	# SDK suite's module; skipped when its modules cannot be fetched.
+	sdk=
+	if (cd test/sdk/go && go build -o "$tmp/sdkhandler" ./sdkhandler) 2>"$tmp/sdkhandler.build"; then
+		sdk=$tmp/sdkhandler
+	else
+		say "the Go SDK handler is skipped: it did not build ($(tail -n 1 "$tmp/sdkhandler.build"))"
+	fi
 	IFS=, read -ra levels <<<"$C"
 	for c in "${levels[@]}"; do
 		log=$tmp/ceiling-c$c.log
@@ -173,6 +183,14 @@ if [ "$MODE" = sustained ]; then
 		url=$(wait_listening "$log" "ceiling listening on") || die "the ceiling did not start: $(cat "$log")"
 		sustained_load ceiling "$url/wx/bench" "$OUT/sustained-ceiling-c$c.json" "$c"
 		stop_server "$log"
+		if [ -n "$sdk" ]; then
+			log=$tmp/sdkhandler-c$c.log
+			"${server_on[@]}" "$sdk" --listen 127.0.0.1:0 --token "$token" --aes-key "$aes_key" --app-id "$app_id" >"$log" 2>&1 &
+			pid=$!
+			url=$(wait_listening "$log" "sdkhandler listening on") || die "the SDK handler did not start: $(cat "$log")"
+			sustained_load go-sdk "$url/wx/bench" "$OUT/sustained-go-sdk-c$c.json" "$c"
+			stop_server "$log"
+		fi
 
 		data=$tmp/data-c$c
 		mkdir -p "$data"
@@ -225,6 +243,11 @@ EOF
 		echo
 		"$tmp/callbackload" compare --concurrency "$c" --min-ratio 0.6 --max-p99 20ms \
 			"$OUT/sustained-ceiling-c$c.json" "$OUT/sustained-wxgate-$DATABASE-c$c.json"
+		if [ -n "$sdk" ]; then
+			echo
+			"$tmp/callbackload" compare --concurrency "$c" --min-ratio 1.5 --max-p99 20ms \
+				"$OUT/sustained-go-sdk-c$c.json" "$OUT/sustained-wxgate-$DATABASE-c$c.json"
+		fi
 	done
 	say "JSON reports in $OUT"
 	exit 0
