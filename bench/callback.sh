@@ -138,6 +138,24 @@ load() { # load LABEL URL JSON — against the server $pid
 	esac
 }
 
+# write_config DATABASE_URL: wxgate's configuration, one safe-mode account.
+write_config() {
+	cat >"$tmp/wxgate.yaml" <<EOF
+listen: 127.0.0.1:0
+database_url: $1
+log_level: warn
+metrics:
+  listen: 127.0.0.1:0
+accounts:
+  - name: bench
+    app_id: $app_id
+    token: $token
+    encoding_aes_key: $aes_key
+    message_mode: safe
+    original_id: $original_id
+EOF
+}
+
 # ---- sustained mode ---------------------------------------------------------------
 if [ "$MODE" = sustained ]; then
 	server_on=() load_on=()
@@ -207,20 +225,7 @@ if [ "$MODE" = sustained ]; then
 		else
 			database_url=sqlite://$data/wxgate.db
 		fi
-		cat >"$tmp/wxgate.yaml" <<EOF
-listen: 127.0.0.1:0
-database_url: $database_url
-log_level: warn
-metrics:
-  listen: 127.0.0.1:0
-accounts:
-  - name: bench
-    app_id: $app_id
-    token: $token
-    encoding_aes_key: $aes_key
-    message_mode: safe
-    original_id: $original_id
-EOF
+		write_config "$database_url"
 		log=$tmp/wxgate-c$c.log
 		"${server_on[@]}" "$tmp/wxgate" serve --config "$tmp/wxgate.yaml" >"$log" 2>&1 &
 		pid=$!
@@ -277,20 +282,7 @@ for round in $(seq "$ROUNDS"); do
 	# ---- wxgate serve, on a fresh database --------------------------------------
 	data=$tmp/data$suffix
 	mkdir -p "$data"
-	cat >"$tmp/wxgate.yaml" <<EOF
-listen: 127.0.0.1:0
-database_url: sqlite://$data/wxgate.db
-log_level: warn
-metrics:
-  listen: 127.0.0.1:0
-accounts:
-  - name: bench
-    app_id: $app_id
-    token: $token
-    encoding_aes_key: $aes_key
-    message_mode: safe
-    original_id: $original_id
-EOF
+	write_config "sqlite://$data/wxgate.db"
 	log=$tmp/wxgate$suffix.log
 	"$tmp/wxgate" serve --config "$tmp/wxgate.yaml" >"$log" 2>&1 &
 	pid=$!
