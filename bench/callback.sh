@@ -123,19 +123,28 @@ case $ROUNDS in
 '' | *[!0-9]* | 0) die "BENCH_ROUNDS must be a positive integer, not '$ROUNDS'" ;;
 esac
 
-load() { # load LABEL URL JSON — against the server $pid
-	say "load on $1: $N messages over concurrency $C (warmup $WARMUP per level)"
-	local status=0
-	timeout "$LOAD_TIMEOUT" "$tmp/callbackload" --url "$2" --token "$token" --aes-key "$aes_key" \
-		--app-id "$app_id" --original-id "$original_id" -n "$N" -c "$C" --warmup "$WARMUP" \
-		--label "$1" --server-pid "$pid" --json "$3" >"$tmp/$1.table" || status=$?
-	cat "$tmp/$1.table"
+# run_load LABEL URL JSON ARGS…: callbackload against the server $pid (on
+# the load generator's CPU when one is set), its table printed; a failed
+# verification exits 1.
+load_on=()
+run_load() {
+	local label=$1 url=$2 json=$3 status=0
+	shift 3
+	timeout "$LOAD_TIMEOUT" "${load_on[@]}" "$tmp/callbackload" --url "$url" --token "$token" --aes-key "$aes_key" \
+		--app-id "$app_id" --original-id "$original_id" --warmup "$WARMUP" \
+		--label "$label" --server-pid "$pid" --json "$json" "$@" >"$tmp/$label.table" || status=$?
+	cat "$tmp/$label.table"
 	case $status in
 	0) ;;
-	1) echo "callback.sh: replies from $1 failed verification" >&2; exit 1 ;;
-	124) die "the load on $1 took longer than ${LOAD_TIMEOUT}s" ;;
-	*) die "the load on $1 failed (status $status)" ;;
+	1) echo "callback.sh: replies from $label failed verification" >&2; exit 1 ;;
+	124) die "the load on $label took longer than ${LOAD_TIMEOUT}s" ;;
+	*) die "the load on $label failed (status $status)" ;;
 	esac
+}
+
+load() { # load LABEL URL JSON — the burst
+	say "load on $1: $N messages over concurrency $C (warmup $WARMUP per level)"
+	run_load "$1" "$2" "$3" -n "$N" -c "$C"
 }
 
 # write_config DATABASE_URL: wxgate's configuration, one safe-mode account.
@@ -158,7 +167,7 @@ EOF
 
 # ---- sustained mode ---------------------------------------------------------------
 if [ "$MODE" = sustained ]; then
-	server_on=() load_on=()
+	server_on=()
 	if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
 		server_on=(taskset -c 0) load_on=(taskset -c 1)
 		say "server on CPU 0, load generator on CPU 1"
@@ -172,17 +181,7 @@ if [ "$MODE" = sustained ]; then
 	esac
 	sustained_load() { # sustained_load LABEL URL JSON LEVEL
 		say "sustained load on $1: concurrency $4 for $DURATION after $WARMUP warm-up pushes, a new follower per push"
-		local status=0
-		timeout "$LOAD_TIMEOUT" "${load_on[@]}" "$tmp/callbackload" --url "$2" --token "$token" --aes-key "$aes_key" \
-			--app-id "$app_id" --original-id "$original_id" --sustained --distinct-senders --duration "$DURATION" \
-			-c "$4" --warmup "$WARMUP" --label "$1" --server-pid "$pid" --json "$3" >"$tmp/$1.table" || status=$?
-		cat "$tmp/$1.table"
-		case $status in
-		0) ;;
-		1) echo "callback.sh: replies from $1 failed verification" >&2; exit 1 ;;
-		124) die "the load on $1 took longer than ${LOAD_TIMEOUT}s" ;;
-		*) die "the load on $1 failed (status $status)" ;;
-		esac
+		run_load "$1" "$2" "$3" --sustained --distinct-senders --duration "$DURATION" -c "$4"
 	}
 	pg_admin() { psql "$PG_URL" -v ON_ERROR_STOP=1 -qtAc "$1"; }
 	# The Go SDK handler (silenceper/wechat/v2, stores nothing), from the
