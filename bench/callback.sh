@@ -20,6 +20,9 @@
 #   BENCH_POSTGRES_URL  server for BENCH_DATABASE=postgres (default
 #                   postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable;
 #                   needs psql); each level gets a database of its own
+#   BENCH_PREFILL   pushes already in wxgate's message log when each level
+#                   starts (default 0; bench/msglogfill fills a database once,
+#                   and each level gets a copy of it): the growth figure
 #
 # Burst mode (BENCH_MODE=burst), the settings below:
 # Builds wxgate, the ceiling and the load generator into a temporary
@@ -57,6 +60,7 @@ else
 fi
 DURATION=${BENCH_DURATION:-60s}
 DATABASE=${BENCH_DATABASE:-sqlite}
+PREFILL=${BENCH_PREFILL:-0}
 PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 ROUNDS=${BENCH_ROUNDS:-1}
 OUT=${BENCH_OUT:-bench/results}
@@ -112,6 +116,7 @@ say "building into $tmp"
 go build -o "$tmp/wxgate" ./cmd/wxgate
 go build -o "$tmp/ceiling" ./bench/ceiling
 go build -o "$tmp/callbackload" ./bench/callbackload
+go build -o "$tmp/msglogfill" ./bench/msglogfill
 
 token=$(rand_alnum 32)
 aes_key=$(rand_alnum 43)
@@ -192,6 +197,68 @@ if [ "$MODE" = sustained ]; then
 	else
 		say "the Go SDK handler is skipped: it did not build ($(tail -n 1 "$tmp/sdkhandler.build"))"
 	fi
+	case $PREFILL in
+	'' | *[!0-9]*) die "BENCH_PREFILL must be a number of pushes, not '$PREFILL'" ;;
+	esac
+	# The filled log is made once and copied for each level.
+	if [ "$PREFILL" -gt 0 ]; then
+		say "filling a message log with $PREFILL pushes"
+		if [ "$DATABASE" = postgres ]; then
+			pg_template=wxgate_bench_$$_filled
+			pg_admin "CREATE DATABASE $pg_template" || die "cannot create $pg_template at $PG_URL"
+			pg_base=${PG_URL%%\?*}
+			"$tmp/msglogfill" --rows "$PREFILL" --original-id "$original_id" \
+				--database-url "${pg_base%/*}/$pg_template${PG_URL#"$pg_base"}" || die "msglogfill failed"
+		else
+			mkdir -p "$tmp/filled"
+			"$tmp/msglogfill" --rows "$PREFILL" --original-id "$original_id" \
+				--database-url "sqlite://$tmp/filled/wxgate.db" || die "msglogfill failed"
+		fi
+	fi
+	# wxgate_level LEVEL FILLED JSON: wxgate on a fresh database, or on a
+	# copy of the filled one when FILLED is 1.
+	wxgate_level() {
+		local c=$1 filled=$2 json=$3 data=$tmp/data-c$1 log=$tmp/wxgate-c$1.log label=wxgate
+		[ "$filled" = 1 ] && label=wxgate-filled
+		mkdir -p "$data"
+		pg_db=
+		if [ "$DATABASE" = postgres ]; then
+			pg_db=wxgate_bench_$$_$c
+			local template=
+			[ "$filled" = 1 ] && template=" TEMPLATE $pg_template"
+			pg_admin "CREATE DATABASE $pg_db$template" || die "cannot create $pg_db at $PG_URL"
+			# The same server and options, the level's database.
+			pg_base=${PG_URL%%\?*}
+			database_url=${pg_base%/*}/$pg_db${PG_URL#"$pg_base"}
+			case $database_url in
+			*/"$pg_db" | */"$pg_db"\?*) ;;
+			*) die "cannot name database $pg_db in $PG_URL" ;;
+			esac
+		else
+			database_url=sqlite://$data/wxgate.db
+			[ "$filled" = 1 ] && cp "$tmp/filled/wxgate.db" "$data/wxgate.db"
+		fi
+		write_config "$database_url"
+		"${server_on[@]}" "$tmp/wxgate" serve --config "$tmp/wxgate.yaml" >"$log" 2>&1 &
+		pid=$!
+		url=$(wait_listening "$log" "wxgate is listening on") || die "wxgate did not start: $(cat "$log")"
+		wal_start=
+		[ "$DATABASE" = postgres ] && wal_start=$(pg_admin "SELECT pg_current_wal_lsn()")
+		[ "$filled" = 1 ] && say "the log holds $PREFILL pushes already"
+		sustained_load "$label" "$url/wx/bench" "$json" "$c"
+		if [ "$DATABASE" = postgres ]; then
+			say "database after the level: $(pg_admin "SELECT pg_size_pretty(pg_database_size('$pg_db'))"), WAL written during it: $(pg_admin "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_start'))")"
+		else
+			say "database after the level: $(du -h "$data/wxgate.db" | cut -f1), WAL: $(du -h "$data/wxgate.db-wal" 2>/dev/null | cut -f1 || echo none)"
+		fi
+		stop_server "$log"
+		if grep -q 'level=ERROR' "$log"; then
+			echo "callback.sh: wxgate logged errors:" >&2
+			grep 'level=ERROR' "$log" | head -n 5 >&2
+		fi
+		[ -n "$pg_db" ] && pg_admin "DROP DATABASE $pg_db WITH (FORCE)"
+		rm -rf "$data"
+	}
 	IFS=, read -ra levels <<<"$C"
 	for c in "${levels[@]}"; do
 		log=$tmp/ceiling-c$c.log
@@ -209,50 +276,28 @@ if [ "$MODE" = sustained ]; then
 			stop_server "$log"
 		fi
 
-		data=$tmp/data-c$c
-		mkdir -p "$data"
-		if [ "$DATABASE" = postgres ]; then
-			pg_db=wxgate_bench_$$_$c
-			pg_admin "CREATE DATABASE $pg_db" || die "cannot create $pg_db at $PG_URL"
-			# The same server and options, the level's database.
-			pg_base=${PG_URL%%\?*}
-			database_url=${pg_base%/*}/$pg_db${PG_URL#"$pg_base"}
-			case $database_url in
-			*/"$pg_db" | */"$pg_db"\?*) ;;
-			*) die "cannot name database $pg_db in $PG_URL" ;;
-			esac
-		else
-			database_url=sqlite://$data/wxgate.db
+		wxgate_json=$OUT/sustained-wxgate-$DATABASE-c$c.json
+		wxgate_level "$c" 0 "$wxgate_json"
+		if [ "$PREFILL" -gt 0 ]; then
+			filled_json=$OUT/sustained-wxgate-$DATABASE-filled-c$c.json
+			wxgate_level "$c" 1 "$filled_json"
 		fi
-		write_config "$database_url"
-		log=$tmp/wxgate-c$c.log
-		"${server_on[@]}" "$tmp/wxgate" serve --config "$tmp/wxgate.yaml" >"$log" 2>&1 &
-		pid=$!
-		url=$(wait_listening "$log" "wxgate is listening on") || die "wxgate did not start: $(cat "$log")"
-		wal_start=
-		[ "$DATABASE" = postgres ] && wal_start=$(pg_admin "SELECT pg_current_wal_lsn()")
-		sustained_load wxgate "$url/wx/bench" "$OUT/sustained-wxgate-$DATABASE-c$c.json" "$c"
-		if [ "$DATABASE" = postgres ]; then
-			say "database after the level: $(pg_admin "SELECT pg_size_pretty(pg_database_size('$pg_db'))"), WAL written during it: $(pg_admin "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_start'))")"
-		else
-			say "database after the level: $(du -h "$data/wxgate.db" | cut -f1), WAL: $(du -h "$data/wxgate.db-wal" 2>/dev/null | cut -f1 || echo none)"
-		fi
-		stop_server "$log"
-		if grep -q 'level=ERROR' "$log"; then
-			echo "callback.sh: wxgate logged errors:" >&2
-			grep 'level=ERROR' "$log" | head -n 5 >&2
-		fi
-		[ "$DATABASE" = postgres ] && pg_admin "DROP DATABASE $pg_db WITH (FORCE)"
-		rm -rf "$data"
 		echo
 		"$tmp/callbackload" compare --concurrency "$c" --min-ratio 0.6 --max-p99 20ms \
-			"$OUT/sustained-ceiling-c$c.json" "$OUT/sustained-wxgate-$DATABASE-c$c.json"
+			"$OUT/sustained-ceiling-c$c.json" "$wxgate_json"
 		if [ -n "$sdk" ]; then
 			echo
 			"$tmp/callbackload" compare --concurrency "$c" --min-ratio 1.5 --max-p99 20ms \
-				"$OUT/sustained-go-sdk-c$c.json" "$OUT/sustained-wxgate-$DATABASE-c$c.json"
+				"$OUT/sustained-go-sdk-c$c.json" "$wxgate_json"
+		fi
+		if [ "$PREFILL" -gt 0 ]; then
+			echo
+			say "wxgate with $PREFILL pushes in the log against wxgate on an empty one"
+			"$tmp/callbackload" compare --concurrency "$c" --min-ratio 0.9 --max-p99 20ms \
+				"$wxgate_json" "$filled_json"
 		fi
 	done
+	[ -n "${pg_template:-}" ] && pg_admin "DROP DATABASE $pg_template WITH (FORCE)"
 	say "JSON reports in $OUT"
 	exit 0
 fi

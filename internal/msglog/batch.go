@@ -130,11 +130,10 @@ func (b *batcher) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var (
-		busy       bool          // the previous batch had several rows
-		idleFrom   time.Time     // when the previous commit ended
-		lastCommit time.Duration // how long it took
-		cooldown   int           // batches before a quick single row may linger again
-		backoff    = minLoneCooldown
+		busy     bool      // the previous batch had several rows
+		idleFrom time.Time // when the previous commit ended
+		cooldown int       // batches before a quick single row may linger again
+		backoff  = minLoneCooldown
 	)
 	for {
 		first, ok := <-b.reqs
@@ -152,16 +151,14 @@ func (b *batcher) run() {
 		// to arrive: one commit for many is what makes SQLite keep up, and
 		// the fewer commits, the less CPU each push costs. A lone request
 		// is written at once. The wait ends MaxWait after the first row was
-		// queued, and lasts no longer than the previous commit did: rows
-		// that come while this batch commits make the next batch, so a
-		// longer wait would only leave the writer idle and the callers
-		// waiting.
+		// queued, or when the batch stops growing. It is not cut to the
+		// length of the previous commit: on a server with one core, the
+		// requests that will fill the batch are decrypted while the writer
+		// waits, and cutting the wait short gave batches of 6 rows instead
+		// of 40 and cost more CPU per push (docs/benchmarks.md).
 		probe := false
 		if open && maxWait > 0 && len(batch) < maxBatch {
 			deadline := first.queued.Add(maxWait)
-			if d := time.Now().Add(lastCommit); d.Before(deadline) {
-				deadline = d
-			}
 			switch {
 			case busy || len(batch) > 1:
 				open = b.linger(&batch, maxBatch, deadline, gap, timer)
@@ -182,12 +179,10 @@ func (b *batcher) run() {
 		default:
 			cooldown = max(cooldown-1, 0)
 		}
-		start := time.Now()
 		b.commit(batch)
 		b.committed(len(batch))
 		clear(batch)
 		idleFrom = time.Now()
-		lastCommit = idleFrom.Sub(start)
 		if !open {
 			// Flush whatever was queued before close, then stop.
 			for r := range b.reqs {

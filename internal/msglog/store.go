@@ -19,10 +19,9 @@ type Options struct {
 	// MaxWait is how long a row may wait, from being queued, for more rows
 	// to share its commit, when the traffic is concurrent (default 3ms;
 	// negative: never wait). The writer stops waiting sooner when the batch
-	// stops growing (no row for 200µs, or a quarter of MaxWait if less) and
-	// once it has waited as long as its previous commit took, so only a
-	// steady stream of rows against slow commits waits the whole MaxWait.
-	// An idle gateway commits at once, so a lone request never waits.
+	// stops growing (no row for 200µs, or a quarter of MaxWait if less), so
+	// only a steady stream of rows waits the whole MaxWait. An idle gateway
+	// commits at once, so a lone request never waits.
 	MaxWait time.Duration
 	// Now stamps handled_at; defaults to time.Now.
 	Now func() time.Time
@@ -323,9 +322,23 @@ func (w *Windows) OpenWindows(ctx context.Context, account string, openids []str
 	msgSince := db.Timestamp(now.Add(-WindowMessage))
 	evSince := db.Timestamp(now.Add(-WindowEvent))
 	out := map[string]bool{}
-	err := db.InChunks(openids, func(part []string) error {
-		p := db.NewParams(account, msgSince, evSince)
-		rows, err := w.db.QueryContext(ctx, `SELECT DISTINCT openid FROM inbound_messages WHERE account = $1 AND openid IN (`+p.In(part)+`)
+	// The follower index is in (openid, id) order: reading each follower's
+	// pushes from the first id of the window on reads only the window, not
+	// the follower's whole history. Ids grow with arrival; the bound starts
+	// a minute early so that instances whose clocks differ a little on
+	// PostgreSQL still find every push of the window.
+	var fromID int64
+	err := w.db.QueryRowContext(ctx, `SELECT id FROM inbound_messages WHERE account = $1 AND received_at >= $2 ORDER BY received_at LIMIT 1`,
+		account, db.Timestamp(now.Add(-WindowMessage-time.Minute))).Scan(&fromID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return out, nil // nothing in the window
+	}
+	if err != nil {
+		return nil, fmt.Errorf("msglog: customer-service windows: %w", err)
+	}
+	err = db.InChunks(openids, func(part []string) error {
+		p := db.NewParams(account, msgSince, evSince, fromID)
+		rows, err := w.db.QueryContext(ctx, `SELECT DISTINCT openid FROM inbound_messages WHERE openid IN (`+p.In(part)+`) AND id >= $4 AND account = $1
 AND ((msg_type <> 'event' AND received_at >= $2)
   OR (msg_type = 'event' AND event IN ('subscribe', 'SCAN', 'CLICK', 'scancode_push', 'scancode_waitmsg') AND received_at >= $3))`,
 			p.Args()...)
