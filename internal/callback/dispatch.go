@@ -74,8 +74,8 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, a *account, i
 	// the queue); once queued it is written whatever happens to the
 	// request, and work that outlives the answer runs on the handler's own
 	// context.
-	enqueue, cancel := context.WithTimeout(r.Context(), remaining)
-	defer cancel()
+	enqueue := &deadlineContext{Context: r.Context(), deadline: time.Now().Add(remaining)}
+	defer enqueue.release()
 	pending := h.log.Begin(enqueue, entry)
 	select {
 	case <-pending.Done():
@@ -118,6 +118,36 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, a *account, i
 		outcome = outcomeReplied
 	}
 	h.metrics.observe(entry.Account, outcome, start)
+}
+
+// deadlineContext is the request's context bounded by the reply deadline,
+// with the bound made only when something waits on it: the message log
+// queues a push at once unless its queue is full, and a context.WithTimeout
+// per push (a timer, and a child registered with the request's context)
+// cost about 3% of a push's CPU. It is used from the request's goroutine.
+type deadlineContext struct {
+	context.Context // the request's
+	deadline        time.Time
+	once            sync.Once
+	bound           context.Context
+	cancel          context.CancelFunc
+}
+
+func (c *deadlineContext) bounded() context.Context {
+	c.once.Do(func() { c.bound, c.cancel = context.WithDeadline(c.Context, c.deadline) })
+	return c.bound
+}
+
+func (c *deadlineContext) Deadline() (time.Time, bool) { return c.bounded().Deadline() }
+func (c *deadlineContext) Done() <-chan struct{}       { return c.bounded().Done() }
+func (c *deadlineContext) Err() error                  { return c.bounded().Err() }
+
+// release stops the bound's timer, if it was made.
+func (c *deadlineContext) release() {
+	c.once.Do(func() {})
+	if c.cancel != nil {
+		c.cancel()
+	}
 }
 
 // hookRun is shared by the handler waiting on hooks and the goroutine

@@ -95,6 +95,13 @@ func (b *batcher) submit(ctx context.Context, e Entry) *Pending {
 		p.finish(Result{}, ErrClosed)
 		return p
 	}
+	// The queue almost always has room: ctx is only looked at when it is
+	// full (a callback's context makes its deadline timer on first use).
+	select {
+	case b.reqs <- p:
+		return p
+	default:
+	}
 	select {
 	case b.reqs <- p:
 	case <-ctx.Done():

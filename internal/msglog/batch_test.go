@@ -1,6 +1,8 @@
 package msglog_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -23,6 +25,56 @@ func TestLoneRequestsDoNotWait(t *testing.T) {
 		}
 		if d := time.Since(start); d >= maxWait/2 {
 			t.Fatalf("request %d took %v; a lone request must not wait MaxWait (%v)", i, d, maxWait)
+		}
+	}
+}
+
+// When the writer is stuck (another writer holds the database) and its
+// queue is full, Begin waits for room only until the caller's context
+// ends; the rows already queued are written once the database is back.
+func TestBeginGivesUpOnAFullQueueWhenCtxEnds(t *testing.T) {
+	t.Parallel()
+	d := dbtest.SQLite(t)
+	s := setup(t, d, msglog.Options{MaxBatch: 1, MaxWait: -1})
+	lock, err := d.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One row for the stuck writer, four for its queue (4 × MaxBatch).
+	var queued []*msglog.Pending
+	for i := range 5 {
+		queued = append(queued, s.Begin(t.Context(), entry("main", fmt.Sprintf("msg:%d", i), "o1")))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	// The writer may not have taken the first row yet; the queue is full
+	// by the second extra row at the latest.
+	var refused *msglog.Pending
+	for i := 5; i < 7 && refused == nil; i++ {
+		p := s.Begin(ctx, entry("main", fmt.Sprintf("msg:%d", i), "o1"))
+		select {
+		case <-p.Done():
+			refused = p
+		default:
+			queued = append(queued, p)
+		}
+	}
+	if refused == nil {
+		t.Fatal("the queue never filled")
+	}
+	if _, err := refused.Result(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Begin on a full queue: %v, want the context's deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Begin waited %v past its context", d)
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range queued {
+		if _, err := p.Result(); err != nil {
+			t.Fatalf("a queued row: %v", err)
 		}
 	}
 }
