@@ -380,11 +380,24 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("msglog: prepare insert: %w", err)
 	}
-	tx, err := b.begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("msglog: begin: %w", err)
+	// On SQLite the batch is a transaction on the writer's connection,
+	// holding the write gate from BEGIN to COMMIT. On PostgreSQL the insert
+	// runs on its own: one INSERT … RETURNING is atomic and durable when it
+	// returns, and BEGIN and COMMIT would cost two more round trips to the
+	// server per batch; the rare statements for duplicates after it each
+	// stand alone too.
+	var (
+		tx     *sql.Tx
+		run    statementRunner = b.store.db
+		insert                 = stmt
+	)
+	if b.store.db.Dialect == db.SQLite {
+		if tx, err = b.begin(ctx); err != nil {
+			return nil, fmt.Errorf("msglog: begin: %w", err)
+		}
+		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+		run, insert = tx, tx.StmtContext(ctx, stmt)
 	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 
 	handledAt := db.Timestamp(b.store.now())
 	args := make([]any, 0, len(unique)*insertColumnCount)
@@ -401,7 +414,7 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 		args = append(args, e.Account, e.DedupKey, e.OpenID, e.MsgType, e.Event, msgID,
 			string(e.Fields), string(e.RawXML), db.Timestamp(e.ReceivedAt), string(e.Status), string(e.ReplyBody), handled)
 	}
-	rows, err := tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
+	rows, err := insert.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("msglog: insert: %w", err)
 	}
@@ -430,7 +443,7 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 		if id, ok := inserted[k]; ok {
 			results[i] = Result{ID: id, Status: e.Status, ReplyBody: e.ReplyBody}
 			if n := repeats[k]; n > 0 {
-				if _, err := tx.ExecContext(ctx, `UPDATE inbound_messages SET retries = $1 WHERE id = $2`, n, id); err != nil {
+				if _, err := run.ExecContext(ctx, `UPDATE inbound_messages SET retries = $1 WHERE id = $2`, n, id); err != nil {
 					return nil, fmt.Errorf("msglog: count retries: %w", err)
 				}
 			}
@@ -443,7 +456,7 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 			body   string
 		)
 		// Counting the retry in the same statement costs no extra round trip.
-		err := tx.QueryRowContext(ctx,
+		err := run.QueryRowContext(ctx,
 			`UPDATE inbound_messages SET retries = retries + $3 WHERE account = $1 AND dedup_key = $2 RETURNING id, reply_status, reply_body`,
 			e.Account, e.DedupKey, 1+repeats[k]).Scan(&results[i].ID, &status, &body)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -458,8 +471,10 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 			results[i].ReplyBody = []byte(body)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("msglog: commit: %w", err)
+	if tx != nil {
+		if err := tx.Commit(); err != nil {
+			return nil, fmt.Errorf("msglog: commit: %w", err)
+		}
 	}
 
 	for i, r := range batch {
@@ -473,6 +488,13 @@ func (b *batcher) writeBatch(batch []*Pending) ([]Result, error) {
 }
 
 const insertColumnCount = 12
+
+// statementRunner is what a batch runs its statements on: the batch's
+// transaction, or the database.
+type statementRunner interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
 
 // begin starts a batch transaction. On SQLite the writer keeps one
 // connection of its own with temp_store = MEMORY (a multi-row insert inside
