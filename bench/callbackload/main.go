@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,6 +58,7 @@ func run(args []string) int {
 		pid      = fs.Int("server-pid", 0, "the server's process id, to report its CPU time per request (Linux)")
 		sustain  = fs.Bool("sustained", false, "build, send and verify pushes continuously for --duration per level (a load generator on a core of its own); -n is ignored")
 		distinct = fs.Bool("distinct-senders", false, "every push from a follower of its own (default: rotate over 1000)")
+		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the load generator to this file")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: callbackload --url URL --token T --aes-key K --app-id ID [flags]\n       callbackload compare [flags] BASE.json CANDIDATE.json [BASE2.json CANDIDATE2.json …]\n\n")
@@ -101,6 +103,15 @@ func run(args []string) int {
 	}
 	runner := &loadgen.Runner{Client: loadgen.NewClient(maxC), Builder: builder, Verifier: verifier, Log: os.Stderr, ServerPID: *pid}
 
+	if *cpuProf != "" {
+		stopProfile, err := startCPUProfile(*cpuProf)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "callbackload: %v\n", err)
+			return 2
+		}
+		defer stopProfile()
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	report := &loadgen.Report{Label: *label, URL: *target, Started: time.Now().UTC().Truncate(time.Second),
@@ -131,6 +142,25 @@ func run(args []string) int {
 		return 2
 	}
 	return 0
+}
+
+// startCPUProfile profiles the whole run into path; the returned function
+// ends the profile.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "callbackload: cpu profile %s: %v\n", path, err)
+		}
+	}, nil
 }
 
 func compare(args []string) int {

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxgate/wxgate/bench/internal/loadgen"
 	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
@@ -130,7 +131,7 @@ const columns = 12
 func row(i int, at time.Time, account, originalID, prefix string) []any {
 	msgID := int64(1_000_000_000_000_000_000 + i)
 	m := &wechat.Message{
-		ToUserName: originalID, FromUserName: openID(prefix, i), CreateTime: at.Unix(),
+		ToUserName: originalID, FromUserName: loadgen.FollowerOpenID(prefix, uint64(i)), CreateTime: at.Unix(),
 		MsgType: wechat.MsgTypeText, Content: fmt.Sprintf("你好，第 %d 条", i), MsgID: msgID,
 	}
 	fields, _ := json.Marshal(m)
@@ -139,26 +140,10 @@ func row(i int, at time.Time, account, originalID, prefix string) []any {
 		db.Timestamp(at), "replied", string(reply), db.Timestamp(at)}
 }
 
-// openIDPrefix is the part of an openid shared by an account's followers;
-// the rest looks random, so the followers' rows land all over the openid
-// index as real ones do.
+// openIDPrefix is the part of an openid shared by the filled followers;
+// the rest looks random, so their rows land all over the openid index as
+// real ones do.
 func openIDPrefix() string { return "oFill" + rand.Text()[:1] }
-
-func openID(prefix string, i int) string {
-	// A hash of i, not i itself: sequential openids would make the index
-	// grow at its end only.
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	x := uint64(i)*0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019
-	var b strings.Builder
-	b.WriteString(prefix)
-	for b.Len() < 28 {
-		x ^= x >> 29
-		x *= 0xBF58476D1CE4E5B9
-		x ^= x >> 32
-		b.WriteByte(alphabet[x&63])
-	}
-	return b.String()
-}
 
 func insertQuery(dialect db.Dialect, n int) string {
 	var sb strings.Builder

@@ -91,12 +91,14 @@ func TestRunAcceptsValidReplies(t *testing.T) {
 	}
 }
 
-func TestRunCountsEveryBadReply(t *testing.T) {
+// badReplies spoil an answer in one way each, by the kind of failure
+// expected.
+func badReplies(t *testing.T) map[string]func(w http.ResponseWriter, m *wechat.Message, reply, sealed []byte) bool {
 	other, err := wechat.NewCrypter("wx0000000000000000", testAccount.AESKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases := map[string]func(w http.ResponseWriter, m *wechat.Message, reply, sealed []byte) bool{
+	return map[string]func(w http.ResponseWriter, m *wechat.Message, reply, sealed []byte) bool{
 		"http_500": func(w http.ResponseWriter, _ *wechat.Message, _, _ []byte) bool {
 			http.Error(w, "boom", http.StatusInternalServerError)
 			return true
@@ -136,7 +138,10 @@ func TestRunCountsEveryBadReply(t *testing.T) {
 			return true
 		},
 	}
-	for kind, mutate := range cases {
+}
+
+func TestRunCountsEveryBadReply(t *testing.T) {
+	for kind, mutate := range badReplies(t) {
 		t.Run(kind, func(t *testing.T) {
 			var calls atomic.Int64
 			srv := fakeGateway(t, func(w http.ResponseWriter, m *wechat.Message, reply, sealed []byte) bool {
@@ -154,6 +159,41 @@ func TestRunCountsEveryBadReply(t *testing.T) {
 			}
 			if res.FailureKinds[kind] != res.Failures {
 				t.Fatalf("failure kinds %v, want only %s", res.FailureKinds, kind)
+			}
+		})
+	}
+}
+
+// The sustained mode, with its own client and the fast verifier, counts
+// the same failures.
+func TestSustainedRunCountsEveryBadReply(t *testing.T) {
+	for kind, mutate := range badReplies(t) {
+		t.Run(kind, func(t *testing.T) {
+			var calls, spoilt atomic.Int64
+			srv := fakeGateway(t, func(w http.ResponseWriter, m *wechat.Message, reply, sealed []byte) bool {
+				if calls.Add(1)%3 != 0 {
+					return false
+				}
+				spoilt.Add(1)
+				return mutate(w, m, reply, sealed)
+			})
+			defer srv.Close()
+			b, err := NewBuilder(srv.URL+"/wx/main", testAccount)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.DistinctSenders = true
+			v, _ := NewVerifier(testAccount)
+			r := &Runner{Builder: b, Verifier: v, Log: io.Discard}
+			res, err := r.RunLevel(context.Background(), Level{Concurrency: 2, Warmup: 5, Duration: 200 * time.Millisecond, Stream: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := int64(res.Requests + res.WarmupRequests); n != calls.Load() || n < 30 {
+				t.Fatalf("%d requests, the server answered %d", n, calls.Load())
+			}
+			if int64(res.Failures+res.WarmupFailures) != spoilt.Load() || res.FailureKinds[kind] != res.Failures {
+				t.Fatalf("failures %d (+%d warmup) of kinds %v, the server spoilt %d with %s", res.Failures, res.WarmupFailures, res.FailureKinds, spoilt.Load(), kind)
 			}
 		})
 	}
@@ -182,6 +222,15 @@ func TestTransportErrorsAreFailures(t *testing.T) {
 	}
 	if res.Failures != 10 || res.FailureKinds["transport"] != 10 {
 		t.Fatalf("result %+v", res)
+	}
+
+	// The sustained mode's client too.
+	res, err = r.RunLevel(context.Background(), Level{Concurrency: 2, Duration: 100 * time.Millisecond, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests == 0 || res.Failures != res.Requests || res.FailureKinds["transport"] != res.Requests {
+		t.Fatalf("sustained result %+v", res)
 	}
 }
 
@@ -302,6 +351,10 @@ func TestSustainedLevel(t *testing.T) {
 	if total := res.Failures + res.WarmupFailures; int64(total) != min(bad.Load(), 3) || (total > 0 && res.FailureKinds["http_500"]+res.WarmupFailures != total) {
 		t.Errorf("failures %d (%v) warmup %d, the server spoiled %d", res.Failures, res.FailureKinds, res.WarmupFailures, bad.Load())
 	}
+	// The sustained client's raw socket calls are no synchronisation the
+	// race detector knows of: the handler's writes are read under its lock.
+	seenMu.Lock()
+	defer seenMu.Unlock()
 	if n := len(seen); n != res.Requests+res.WarmupRequests {
 		t.Errorf("%d senders for %d pushes", n, res.Requests+res.WarmupRequests)
 	}

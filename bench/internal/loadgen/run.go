@@ -79,6 +79,8 @@ func NewClient(maxConcurrency int) *http.Client {
 
 // Runner runs levels against one callback URL.
 type Runner struct {
+	// Client sends the burst levels' pushes. A sustained level does not use
+	// it: each of its workers has a keep-alive connection of its own.
 	Client   *http.Client
 	Builder  *Builder
 	Verifier *Verifier
@@ -279,20 +281,32 @@ func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 
 // runStream is RunLevel for a sustained level: Warmup pushes, then
 // pushes built, sent and verified one after the other by each worker until
-// Duration has passed.
+// Duration has passed. Each worker has a connection of its own
+// (keepAliveConn), kept from the warmup to the timed part.
 func (r *Runner) runStream(ctx context.Context, lv Level) (Result, error) {
 	if lv.Concurrency < 1 || lv.Duration <= 0 {
 		return Result{}, fmt.Errorf("a sustained level needs concurrency ≥ 1 and a duration (got %d, %v)", lv.Concurrency, lv.Duration)
 	}
+	conns := make([]*keepAliveConn, lv.Concurrency)
+	for i := range conns {
+		c, err := newKeepAliveConn(r.Builder.base)
+		if err != nil {
+			return Result{}, err
+		}
+		conns[i] = c
+		defer c.close()
+		// A stopped run ends the exchanges in progress.
+		defer context.AfterFunc(ctx, c.interrupt)()
+	}
 	res := Result{Concurrency: lv.Concurrency}
 	if lv.Warmup > 0 {
-		warm := r.stream(ctx, lv.Concurrency, lv.Warmup, 0)
+		warm := r.stream(ctx, conns, lv.Warmup, 0)
 		res.WarmupRequests, res.WarmupFailures = warm.requests, warm.failures
 	}
 	server0, serverErr := r.serverCPU()
 	client0 := selfCPU()
 	start := time.Now()
-	timed := r.stream(ctx, lv.Concurrency, 0, lv.Duration)
+	timed := r.stream(ctx, conns, 0, lv.Duration)
 	elapsed := time.Since(start)
 	client1 := selfCPU()
 	server1, serverErr1 := r.serverCPU()
@@ -323,52 +337,65 @@ type streamed struct {
 	latencies          []time.Duration // of the verified answers
 }
 
-// stream runs conc workers that build, send and verify pushes until n
-// have been sent (n > 0) or dur has passed.
-func (r *Runner) stream(ctx context.Context, conc, n int, dur time.Duration) streamed {
+// stream runs a worker per connection that builds, sends and verifies
+// pushes until n have been sent (n > 0) or dur has passed.
+func (r *Runner) stream(ctx context.Context, conns []*keepAliveConn, n int, dur time.Duration) streamed {
 	var sent atomic.Int64
 	deadline := time.Now().Add(dur)
-	per := make([]streamed, conc)
+	per := make([]streamed, len(conns))
 	var wg sync.WaitGroup
 	var logMu sync.Mutex
-	for w := range conc {
+	logFailure := func(format string, args ...any) {
+		if r.Log != nil {
+			logMu.Lock()
+			fmt.Fprintf(r.Log, format, args...)
+			logMu.Unlock()
+		}
+	}
+	for w, conn := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			out := &per[w]
 			out.kinds = map[string]int{}
+			var push pushBuffers
+			var check checkBuffers
+			// The end of an exchange is the time of the next push: the
+			// verification in between takes microseconds.
+			now := time.Now()
 			for ctx.Err() == nil {
 				if n > 0 && sent.Add(1) > int64(n) {
 					return
 				}
-				if dur > 0 && !time.Now().Before(deadline) {
+				if dur > 0 && !now.Before(deadline) {
 					return
 				}
-				p, err := r.Builder.One(time.Now())
-				if err != nil {
+				if err := r.Builder.build(&push, now); err != nil {
+					logFailure("worker %d stops: %v\n", w, err)
 					return
 				}
-				s := send(ctx, r.Client, p, 0)
-				if ctx.Err() != nil && s.err != nil {
+				sentAt := time.Now()
+				status, answer, err := conn.post(ctx, sentAt, push.query, push.body)
+				now = time.Now()
+				latency := now.Sub(sentAt)
+				if ctx.Err() != nil && err != nil {
 					return // interrupted: not the server's failure
 				}
 				out.requests++
 				var f *Failure
-				if s.err != nil {
-					f = &Failure{Kind: "transport", Detail: s.err.Error()}
+				if err != nil {
+					f = &Failure{Kind: "transport", Detail: err.Error()}
 				} else {
-					f = r.Verifier.Check(p, s.status, s.body)
+					f = r.Verifier.check(&check, push.openID, status, answer)
 				}
 				if f == nil {
-					out.latencies = append(out.latencies, s.latency)
+					out.latencies = append(out.latencies, latency)
 					continue
 				}
 				out.failures++
 				out.kinds[f.Kind]++
-				if out.kinds[f.Kind] == 1 && r.Log != nil {
-					logMu.Lock()
-					fmt.Fprintf(r.Log, "failure for MsgId %d: %v\n", p.MsgID, f)
-					logMu.Unlock()
+				if out.kinds[f.Kind] == 1 {
+					logFailure("failure for MsgId %d: %v\n", push.msgID, f)
 				}
 			}
 		}()
