@@ -49,10 +49,20 @@ type FollowerEvents interface {
 // answered is what every retry gets. An error falls back to the rules.
 type Responder func(ctx context.Context, account string, m *wechat.Message) (reply wechat.Reply, handled bool, err error)
 
-// Hook is extra work for every new (non-duplicate) push, run after the
+// Hook is extra work for new (non-duplicate) pushes, run after the
 // built-in ones. A hook that outlives the reply deadline keeps running in
 // the background; the push is then answered "success" and logged deferred.
-type Hook func(ctx context.Context, account string, m *wechat.Message) error
+type Hook struct {
+	// Wants tells, on the request's goroutine and without I/O, whether the
+	// hook has anything to do with m; nil means every push. Most hooks care
+	// about a few events only, and a push no hook wants is answered
+	// without starting the goroutine the hooks run on.
+	Wants func(m *wechat.Message) bool
+	// Run does the work.
+	Run func(ctx context.Context, account string, m *wechat.Message) error
+}
+
+func (k Hook) wants(m *wechat.Message) bool { return k.Wants == nil || k.Wants(m) }
 
 // Options builds a Handler. Log is required; the rest may be left out.
 type Options struct {

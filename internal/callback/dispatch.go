@@ -299,9 +299,16 @@ func (h *Handler) respond(ctx context.Context, a *account, m *wechat.Message, st
 
 // hasHooks reports whether a new push has domain work besides logging.
 func (h *Handler) hasHooks(m *wechat.Message) bool {
-	return len(h.hooks) > 0 ||
-		(h.followers != nil && follower.IsFollowEvent(m)) ||
-		(h.profiles != nil && m.IsEvent() && m.Event == wechat.EventSubscribe)
+	if (h.followers != nil && follower.IsFollowEvent(m)) ||
+		(h.profiles != nil && m.IsEvent() && m.Event == wechat.EventSubscribe) {
+		return true
+	}
+	for _, hook := range h.hooks {
+		if hook.wants(m) {
+			return true
+		}
+	}
+	return false
 }
 
 // runHooks runs the domain work of a new push. A failing hook is logged
@@ -322,11 +329,13 @@ func (h *Handler) runHooks(ctx context.Context, accountName string, m *wechat.Me
 		})
 	}
 	for i, hook := range h.hooks {
-		h.runHook(ctx, "hook "+strconv.Itoa(i), accountName, m, hook)
+		if hook.wants(m) {
+			h.runHook(ctx, "hook "+strconv.Itoa(i), accountName, m, hook.Run)
+		}
 	}
 }
 
-func (h *Handler) runHook(ctx context.Context, name, accountName string, m *wechat.Message, hook Hook) {
+func (h *Handler) runHook(ctx context.Context, name, accountName string, m *wechat.Message, hook func(ctx context.Context, account string, m *wechat.Message) error) {
 	defer func() {
 		// Hooks run on their own goroutines, out of reach of the HTTP
 		// server's recovery: a panicking hook must not take the gateway

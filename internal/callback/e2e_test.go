@@ -277,7 +277,7 @@ func TestFollowerLifecycle(t *testing.T) {
 		}
 		return nil
 	}
-	g := startGateway(t, gatewayOptions{accounts: []config.Account{acctSafe}, hooks: []callback.Hook{count}})
+	g := startGateway(t, gatewayOptions{accounts: []config.Account{acctSafe}, hooks: []callback.Hook{{Run: count}}})
 	now := g.clock.unix.Load()
 	to := "gh_safe00000001"
 	ctx := context.Background()
@@ -372,7 +372,7 @@ func TestSlowHookIsDeferred(t *testing.T) {
 	}
 	g := startGateway(t, gatewayOptions{
 		accounts: []config.Account{acctSafe},
-		hooks:    []callback.Hook{slow},
+		hooks:    []callback.Hook{{Run: slow}},
 		settings: config.CallbackConfig{ReplyDeadline: 300 * time.Millisecond},
 	})
 	now := g.clock.unix.Load()
@@ -461,7 +461,7 @@ func TestShutdownDrainsBackgroundWork(t *testing.T) {
 	}
 	g := startGateway(t, gatewayOptions{
 		accounts: []config.Account{acctPlain},
-		hooks:    []callback.Hook{slow},
+		hooks:    []callback.Hook{{Run: slow}},
 		settings: config.CallbackConfig{ReplyDeadline: 50 * time.Millisecond},
 	})
 	resp := g.post(t, sign(t, acctPlain, textXML("gh_plain", "o1", g.clock.unix.Load(), 1, "hello"), g.clock.stamp()))

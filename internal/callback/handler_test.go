@@ -3,9 +3,11 @@ package callback_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,7 +90,7 @@ func TestHookFailuresAreContained(t *testing.T) {
 	panicking := func(context.Context, string, *wechat.Message) error { panic("bug in a hook") }
 	var ran bool
 	last := func(context.Context, string, *wechat.Message) error { ran = true; return nil }
-	b := setupHandler(t, []config.Account{acctPlain}, failing, panicking, last)
+	b := setupHandler(t, []config.Account{acctPlain}, callback.Hook{Run: failing}, callback.Hook{Run: panicking}, callback.Hook{Run: last})
 
 	rec := b.serve(sign(t, acctPlain, textXML("gh_plain", "o1", b.now, 7, "hi"), itoa(b.now)))
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "echo hi") {
@@ -110,5 +112,29 @@ func TestMethodNotAllowed(t *testing.T) {
 	b.h.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/wx/plain", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("PUT: %d", rec.Code)
+	}
+}
+
+// A hook runs only for the pushes its Wants accepts; one without Wants
+// runs for every push.
+func TestHookRunsOnlyForThePushesItWants(t *testing.T) {
+	t.Parallel()
+	var clicks, all atomic.Int32
+	onClick := callback.Hook{
+		Wants: func(m *wechat.Message) bool { return m.IsEvent() && m.Event == wechat.EventClick },
+		Run:   func(context.Context, string, *wechat.Message) error { clicks.Add(1); return nil },
+	}
+	every := callback.Hook{Run: func(context.Context, string, *wechat.Message) error { all.Add(1); return nil }}
+	b := setupHandler(t, []config.Account{acctPlain}, onClick, every)
+	for i, body := range [][]byte{
+		textXML("gh_plain", "o1", b.now, 8, "hi"),
+		fmt.Appendf(nil, `<xml><ToUserName><![CDATA[gh_plain]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName><CreateTime>%d</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[k]]></EventKey></xml>`, b.now),
+	} {
+		if rec := b.serve(sign(t, acctPlain, body, itoa(b.now))); rec.Code != http.StatusOK {
+			t.Fatalf("push %d: answer %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	if clicks.Load() != 1 || all.Load() != 2 {
+		t.Fatalf("the CLICK hook ran %d times (want 1: the click only), the other %d (want 2)", clicks.Load(), all.Load())
 	}
 }

@@ -106,7 +106,7 @@ func TestMiniProgramJSONPushes(t *testing.T) {
 		seen[account] = append(seen[account], m)
 		return nil
 	}
-	g := startGateway(t, gatewayOptions{accounts: []config.Account{plainMP, safeMP, compatMP}, hooks: []callback.Hook{hook}})
+	g := startGateway(t, gatewayOptions{accounts: []config.Account{plainMP, safeMP, compatMP}, hooks: []callback.Hook{{Run: hook}}})
 	now := g.clock.stamp()
 
 	const sent = `{"ToUserName":"gh_mp0000000001","FromUserName":"oMP_user_1","CreateTime":"` + "%s" + `","MsgType":"event","Event":"subscribe_msg_sent_event",` +

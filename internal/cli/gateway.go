@@ -155,6 +155,7 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 	}
 	undo = append(undo, func() { _ = jobs.Stop(context.WithoutCancel(ctx)) })
 	events := webhook.NewPublisher(webhooks, jobs)
+	inbound := webhook.NewInboundHook(events)
 
 	// The domains.
 	tags := follower.NewTags(followers, tokens)
@@ -182,14 +183,18 @@ func startGateway(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 
 	// The HTTP handlers.
 	callbacks, err := callback.New(callback.Options{
-		Accounts:   cfg.Accounts,
-		Settings:   cfg.Callback,
-		Log:        messages,
-		Replies:    replies,
-		Responder:  binder.Respond,
-		Followers:  followers,
-		Profiles:   follower.NewProfileJobs(jobs, tokens, logger.With("component", "follower")),
-		Hooks:      []callback.Hook{pusher.Hook, masses.Hook, webhook.NewInboundHook(events).Hook},
+		Accounts:  cfg.Accounts,
+		Settings:  cfg.Callback,
+		Log:       messages,
+		Replies:   replies,
+		Responder: binder.Respond,
+		Followers: followers,
+		Profiles:  follower.NewProfileJobs(jobs, tokens, logger.With("component", "follower")),
+		Hooks: []callback.Hook{
+			{Wants: push.WantsPush, Run: pusher.Hook},
+			{Wants: mass.WantsPush, Run: masses.Hook},
+			{Wants: inbound.Wants, Run: inbound.Hook},
+		},
 		Logger:     logger.With("component", "callback"),
 		Registerer: registry,
 	})

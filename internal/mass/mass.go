@@ -540,6 +540,12 @@ func (s *Service) sending(ctx context.Context, account string) bool {
 // been written.
 const receiptWait = 3 * time.Second
 
+// WantsPush tells the callback which pushes Hook acts on: a mass send's
+// MASSSENDJOBFINISH.
+func WantsPush(m *wechat.Message) bool {
+	return m.IsEvent() && m.Event == wechat.EventMassSendJobFinish && m.JobMsgID != 0
+}
+
 // Hook is the callback hook recording MASSSENDJOBFINISH.
 func (s *Service) Hook(ctx context.Context, account string, m *wechat.Message) error {
 	if !m.IsEvent() || m.Event != wechat.EventMassSendJobFinish || m.JobMsgID == 0 {

@@ -24,6 +24,18 @@ type receipt struct {
 	at      time.Time
 }
 
+// WantsPush tells the callback which pushes Hook acts on: the events below.
+func WantsPush(m *wechat.Message) bool {
+	if !m.IsEvent() {
+		return false
+	}
+	switch m.Event {
+	case wechat.EventTemplateSendJobFinish, wechat.EventSubscribeMsgSent, wechat.EventSubscribeMsgPopup, wechat.EventSubscribeMsgChange:
+		return true
+	}
+	return false
+}
+
 // Hook is the callback hook of the push pipeline (callback.Hook): delivery
 // receipts (TEMPLATESENDJOBFINISH, subscribe_msg_sent_event) and
 // subscription grants (subscribe_msg_popup_event, subscribe_msg_change_event).

@@ -69,6 +69,39 @@ func NewInboundHook(p *Publisher) *InboundHook {
 	return &InboundHook{publisher: p, nowFunc: time.Now}
 }
 
+// Wants tells the callback, without I/O, whether Hook may publish
+// anything for m: an event of these types, which an endpoint wants or
+// which a stale cache cannot rule out (Hook then reads the table again).
+func (h *InboundHook) Wants(m *wechat.Message) bool {
+	typ := inboundEventType(m)
+	if typ == "" {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.wanted == nil || h.nowFunc().Sub(h.readAt) >= subscriberCacheTTL {
+		return true
+	}
+	return h.wanted["*"] || h.wanted[typ]
+}
+
+// inboundEventType is the type inboundEvent gives m, without its data.
+func inboundEventType(m *wechat.Message) string {
+	if m.IsEvent() {
+		switch m.Event {
+		case wechat.EventSubscribe:
+			return EventFollowerSubscribed
+		case wechat.EventUnsubscribe:
+			return EventFollowerUnsubscribed
+		}
+		return ""
+	}
+	if m.MsgType == "" {
+		return ""
+	}
+	return EventMessageReceived
+}
+
 // Hook publishes the event of a new push, if it is one of these and an
 // endpoint wants it.
 func (h *InboundHook) Hook(ctx context.Context, account string, m *wechat.Message) error {
@@ -95,22 +128,18 @@ func (h *InboundHook) Hook(ctx context.Context, account string, m *wechat.Messag
 // inboundEvent maps a push to its event type and data ("" for none).
 func inboundEvent(m *wechat.Message) (string, any) {
 	at := db.Timestamp(time.Unix(m.CreateTime, 0))
-	if m.IsEvent() {
-		switch m.Event {
-		case wechat.EventSubscribe:
-			scene, _ := m.QRScene()
-			return EventFollowerSubscribed, FollowerEvent{OpenID: m.FromUserName, Scene: scene, Ticket: m.Ticket, At: at}
-		case wechat.EventUnsubscribe:
-			return EventFollowerUnsubscribed, FollowerEvent{OpenID: m.FromUserName, At: at}
-		}
-		return "", nil
+	switch typ := inboundEventType(m); typ {
+	case EventFollowerSubscribed:
+		scene, _ := m.QRScene()
+		return typ, FollowerEvent{OpenID: m.FromUserName, Scene: scene, Ticket: m.Ticket, At: at}
+	case EventFollowerUnsubscribed:
+		return typ, FollowerEvent{OpenID: m.FromUserName, At: at}
+	case EventMessageReceived:
+		return typ, ReceivedMessage{OpenID: m.FromUserName, MsgID: m.MsgID, MsgType: m.MsgType, Content: m.Content,
+			MediaID: m.MediaID, PicURL: m.PicURL, Format: m.Format, Recognition: m.Recognition, Latitude: m.LocationX,
+			Longitude: m.LocationY, Label: m.Label, Title: m.Title, Description: m.Description, URL: m.URL, At: at}
 	}
-	if m.MsgType == "" {
-		return "", nil
-	}
-	return EventMessageReceived, ReceivedMessage{OpenID: m.FromUserName, MsgID: m.MsgID, MsgType: m.MsgType, Content: m.Content,
-		MediaID: m.MediaID, PicURL: m.PicURL, Format: m.Format, Recognition: m.Recognition, Latitude: m.LocationX,
-		Longitude: m.LocationY, Label: m.Label, Title: m.Title, Description: m.Description, URL: m.URL, At: at}
+	return "", nil
 }
 
 // wants reports whether an endpoint subscribes to typ, from a cache

@@ -21,8 +21,17 @@ func TestInboundHook(t *testing.T) {
 		store := webhook.NewStore(d, nil)
 		hook := webhook.NewInboundHook(webhook.NewPublisher(store, nil))
 		text := &wechat.Message{FromUserName: "o1", CreateTime: 1764000000, MsgType: "text", MsgID: 42, Content: "在吗"}
+		click := &wechat.Message{FromUserName: "o2", CreateTime: 1764000003, MsgType: "event", Event: "CLICK", EventKey: "K"}
+		// Before the endpoints were read, the hook cannot rule a message
+		// out; a menu click is never one of its events.
+		if !hook.Wants(text) || hook.Wants(click) {
+			t.Fatalf("before reading endpoints: wants text %v, click %v", hook.Wants(text), hook.Wants(click))
+		}
 		if err := hook.Hook(ctx, "main", text); err != nil {
 			t.Fatal(err)
+		}
+		if hook.Wants(text) {
+			t.Fatal("with no endpoint, the hook still wants a text message")
 		}
 		if list, _ := store.Deliveries(ctx, 0, 10); len(list) != 0 {
 			t.Fatalf("deliveries without endpoints: %+v", list)
@@ -43,6 +52,11 @@ func TestInboundHook(t *testing.T) {
 			if err := hook.Hook(ctx, "main", m); err != nil {
 				t.Fatal(err)
 			}
+		}
+		unsubscribe := pushes[2]
+		if !hook.Wants(text) || hook.Wants(unsubscribe) || hook.Wants(click) {
+			t.Errorf("with an endpoint for subscribes and messages: wants text %v, unsubscribe %v, click %v",
+				hook.Wants(text), hook.Wants(unsubscribe), hook.Wants(click))
 		}
 		list, err := store.Deliveries(ctx, 0, 10)
 		if err != nil || len(list) != 2 {
