@@ -117,9 +117,13 @@ func crashUnderLoad(t *testing.T, databaseURL string) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "wxgate.yaml")
 	writeCfg := func(reply string) {
+		// Ports the system picks: tests in other packages run servers at
+		// the same time, the default metrics port among them.
 		cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 database_url: %s
 log_level: warn
+metrics:
+  listen: 127.0.0.1:0
 accounts:
   - name: main
     app_id: wx00000000c0a5h001
