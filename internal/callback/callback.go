@@ -30,6 +30,25 @@ type MessageLog interface {
 	SetOutcome(ctx context.Context, account, dedupKey string, status msglog.Status, replyBody []byte) error
 }
 
+// arrivals is a message log that is told of the pushes on their way to
+// Begin (msglog.Store.Expect), so its writer need not wait for others.
+type arrivals interface {
+	Expect()
+	Arrived()
+}
+
+func (h *Handler) expect() {
+	if h.arrivals != nil {
+		h.arrivals.Expect()
+	}
+}
+
+func (h *Handler) arrived() {
+	if h.arrivals != nil {
+		h.arrivals.Arrived()
+	}
+}
+
 // Replier picks the passive reply for a push, or nil for none (reply.Store).
 // It answers from memory: it is called on every push.
 type Replier interface {
@@ -112,6 +131,7 @@ type Handler struct {
 	bgTime   time.Duration
 
 	log       MessageLog
+	arrivals  arrivals // log, when it counts arrivals
 	replies   Replier
 	responder Responder
 	followers FollowerEvents
@@ -150,6 +170,7 @@ func New(opts Options) (*Handler, error) {
 		logger:    opts.Logger,
 		now:       opts.Now,
 	}
+	h.arrivals, _ = opts.Log.(arrivals)
 	if h.window <= 0 {
 		h.window = defaultTimestampWindow
 	}

@@ -76,6 +76,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, a *account, i
 	// context.
 	enqueue := &deadlineContext{Context: r.Context(), deadline: time.Now().Add(remaining)}
 	defer enqueue.release()
+	h.arrived()
 	pending := h.log.Begin(enqueue, entry)
 	select {
 	case <-pending.Done():

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/callback"
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/msglog"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -136,5 +137,82 @@ func TestHookRunsOnlyForThePushesItWants(t *testing.T) {
 	}
 	if clicks.Load() != 1 || all.Load() != 2 {
 		t.Fatalf("the CLICK hook ran %d times (want 1: the click only), the other %d (want 2)", clicks.Load(), all.Load())
+	}
+}
+
+// countingLog is a message log that is told of the pushes on their way
+// (as msglog.Store is), and checks the handler's announcements.
+type countingLog struct {
+	memoryLog
+	expected     atomic.Int64
+	beganEarly   atomic.Int64 // pushes queued while still announced
+	announcement atomic.Int64 // Expect calls
+}
+
+func (l *countingLog) Expect() { l.announcement.Add(1); l.expected.Add(1) }
+func (l *countingLog) Arrived() {
+	if l.expected.Add(-1) < 0 {
+		panic("Arrived without Expect")
+	}
+}
+
+func (l *countingLog) Begin(ctx context.Context, e msglog.Entry) *msglog.Pending {
+	if l.expected.Load() != 0 {
+		l.beganEarly.Add(1)
+	}
+	return l.memoryLog.Begin(ctx, e)
+}
+
+// Every POST announces its push to a log that counts them, and withdraws
+// the announcement before its push is queued or when it is refused: an
+// announcement left behind would keep the log's writer waiting for a push
+// that never comes.
+func TestEveryPushWithdrawsItsAnnouncement(t *testing.T) {
+	t.Parallel()
+	log := &countingLog{}
+	h, err := callback.New(callback.Options{Accounts: []config.Account{acctSafe, acctPlain}, Log: log, Replies: staticReplies{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Wait(context.Background()) })
+	now := time.Now().Unix()
+	good := sign(t, acctSafe, textXML("gh_safe00000001", "o1", now, 1, "hi"), itoa(now))
+	wrongSignature := sign(t, acctSafe, textXML("gh_safe00000001", "o1", now, 2, "hi"), itoa(now))
+	wrongSignature.query.Set("signature", strings.Repeat("0", 40))
+	unknown := good
+	unknown.account = "nobody"
+	oversize := sign(t, acctPlain, textXML("gh_plain", "o1", now, 3, strings.Repeat("x", 2<<20)), itoa(now))
+	malformed := sign(t, acctPlain, []byte("<xml><ToUserName>"), itoa(now))
+	pushes := []struct {
+		name   string
+		p      push
+		status int
+	}{
+		{"new push", good, http.StatusOK},
+		{"duplicate", good, http.StatusOK},
+		{"wrong signature", wrongSignature, http.StatusUnauthorized},
+		{"unknown account", unknown, http.StatusNotFound},
+		{"oversize body", oversize, http.StatusRequestEntityTooLarge},
+		{"malformed XML", malformed, http.StatusBadRequest},
+	}
+	for _, tt := range pushes {
+		req := httptest.NewRequest(http.MethodPost, "/wx/"+tt.p.account+"?"+tt.p.query.Encode(), strings.NewReader(string(tt.p.body)))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.status {
+			t.Errorf("%s: status %d, want %d (%s)", tt.name, rec.Code, tt.status, rec.Body)
+		}
+		if n := log.expected.Load(); n != 0 {
+			t.Fatalf("after %s, %d pushes are still announced", tt.name, n)
+		}
+	}
+	if n := log.announcement.Load(); n != int64(len(pushes)) {
+		t.Errorf("%d announcements for %d POSTs", n, len(pushes))
+	}
+	if n := log.beganEarly.Load(); n != 0 {
+		t.Errorf("%d pushes were queued before their announcement was withdrawn", n)
+	}
+	if log.count() != 1 {
+		t.Errorf("%d pushes logged, want 1", log.count())
 	}
 }

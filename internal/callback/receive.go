@@ -36,17 +36,21 @@ type inbound struct {
 // receive handles a push: open it, then dispatch it.
 func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// The log's writer waits for announced pushes only (Expect).
+	h.expect()
 	a, e := h.lookup(r)
 	if e != nil {
+		h.arrived()
 		h.refuse(w, r, nil, e, start)
 		return
 	}
 	in, e := h.open(a, w, r)
 	if e != nil {
+		h.arrived()
 		h.refuse(w, r, a, e, start)
 		return
 	}
-	h.dispatch(w, r, a, in, start)
+	h.dispatch(w, r, a, in, start) // calls arrived before it logs the push
 }
 
 // open verifies, reads and decrypts a push. The checks run cheapest first

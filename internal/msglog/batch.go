@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/db"
@@ -26,6 +28,11 @@ type batcher struct {
 
 	mu     sync.RWMutex // guards closed against sends on a closed channel
 	closed bool
+
+	// Pushes announced (Expect) and not yet handed over (Arrived); counting
+	// is set by the first announcement.
+	expected atomic.Int64
+	counting atomic.Bool
 
 	insertStmts map[int]*sql.Stmt // the insert for n rows, prepared on first use
 	conn        *sql.Conn         // SQLite: the writer's own connection
@@ -108,6 +115,21 @@ func (b *batcher) submit(ctx context.Context, e Entry) *Pending {
 		p.finish(Result{}, ctx.Err())
 	}
 	return p
+}
+
+func (b *batcher) expect() {
+	if !b.counting.Load() {
+		b.counting.Store(true)
+	}
+	b.expected.Add(1)
+}
+
+func (b *batcher) arrived() { b.expected.Add(-1) }
+
+// noneExpected reports that callers announce their pushes and none is on
+// its way: the batch holds every push in flight.
+func (b *batcher) noneExpected() bool {
+	return b.counting.Load() && b.expected.Load() <= 0
 }
 
 // close stops accepting rows, lets the writer flush what is queued and
@@ -216,13 +238,29 @@ const (
 )
 
 // linger collects the rows arriving over the next moments, as long as the
-// batch keeps growing: until the deadline, the batch is full, or no row
-// came for gap. It reports false when the channel was closed.
+// batch keeps growing: until the deadline, the batch is full, no row came
+// for gap, or no push is announced (Expect). It reports false when the channel was closed.
 func (b *batcher) linger(batch *[]*Pending, maxBatch int, deadline time.Time, gap time.Duration, timer *time.Timer) bool {
 	// Since Go 1.23 Stop and Reset leave no stale tick behind, so the
 	// timer is reused without draining.
 	defer timer.Stop()
 	for len(*batch) < maxBatch {
+		if b.noneExpected() {
+			// Nothing announced is on its way, but requests that are
+			// ready to run may not have announced theirs yet: let them
+			// run first. Then, if none came, waiting longer would only
+			// idle the core (and a sub-millisecond timer on an idle Go
+			// process fires after a whole millisecond).
+			n := len(*batch)
+			runtime.Gosched()
+			if !b.drain(batch, maxBatch) {
+				return false
+			}
+			if len(*batch) == n && b.noneExpected() {
+				break
+			}
+			continue
+		}
 		wait := min(gap, time.Until(deadline))
 		if wait <= 0 {
 			break

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/db"
 	"github.com/wxgate/wxgate/internal/db/dbtest"
 	"github.com/wxgate/wxgate/internal/msglog"
 )
@@ -77,4 +78,56 @@ func TestBeginGivesUpOnAFullQueueWhenCtxEnds(t *testing.T) {
 			t.Fatalf("a queued row: %v", err)
 		}
 	}
+}
+
+// When callers announce their pushes (Expect, then Arrived just before
+// Begin), the writer commits as soon as none is on its way instead of
+// waiting for more; every push is still written once, and a retry in the
+// same batch as its first delivery is still told it is a duplicate.
+func TestAnnouncedPushesAreAllWrittenOnce(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		{
+			s := setup(t, d, msglog.Options{})
+			const callers, distinct = 64, 48
+			start := make(chan struct{})
+			results := make(chan msglog.Result, callers)
+			errs := make(chan error, callers)
+			for i := range callers {
+				s.Expect()
+				go func() {
+					<-start
+					s.Arrived()
+					res, err := s.Record(t.Context(), entry("main", fmt.Sprintf("msg:%d", i%distinct), fmt.Sprintf("o%d", i)))
+					if err != nil {
+						errs <- err
+						return
+					}
+					results <- res
+				}()
+			}
+			close(start)
+			var duplicates int
+			for range callers {
+				select {
+				case err := <-errs:
+					t.Fatal(err)
+				case res := <-results:
+					if res.Duplicate {
+						duplicates++
+					}
+				}
+			}
+			if duplicates != callers-distinct {
+				t.Errorf("%d pushes were told they are duplicates, want %d", duplicates, callers-distinct)
+			}
+			msgs, err := s.List(t.Context(), msglog.Filter{Account: "main", Limit: 2 * callers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != distinct {
+				t.Errorf("%d rows logged, want %d", len(msgs), distinct)
+			}
+		}
+	})
 }

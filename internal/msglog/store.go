@@ -102,6 +102,19 @@ func (s *Store) Begin(ctx context.Context, e Entry) *Pending {
 	return s.batches.submit(ctx, e)
 }
 
+// Expect tells the writer a push is on its way to Begin: a request whose
+// push is being read and decrypted. Every Expect is matched by one Arrived,
+// called just before that push's Begin or when the request ends without
+// one. Once a caller announces pushes this way, the writer stops waiting
+// for more rows as soon as none is announced: at a steady concurrency,
+// when every request in flight is already in the batch, there is nothing
+// to wait for, and on an idle core Go rounds a sub-millisecond wait up to
+// a whole millisecond (docs/benchmarks.md).
+func (s *Store) Expect() { s.batches.expect() }
+
+// Arrived withdraws one Expect.
+func (s *Store) Arrived() { s.batches.arrived() }
+
 // SetOutcome records what finally happened to a push whose work finished
 // after it was recorded (the deferred path).
 func (s *Store) SetOutcome(ctx context.Context, account, dedupKey string, status Status, replyBody []byte) error {
