@@ -19,8 +19,9 @@ type Options struct {
 	// MaxWait is how long a row may wait, from being queued, for more rows
 	// to share its commit, when the traffic is concurrent (default 3ms;
 	// negative: never wait). The writer stops waiting sooner when the batch
-	// stops growing (no row for 200µs, or a quarter of MaxWait if less), so
-	// only a steady stream of rows waits the whole MaxWait. An idle gateway
+	// stops growing (no row for 200µs, or a quarter of MaxWait if less), or
+	// as soon as no announced push is on its way (Expect), so only a steady
+	// stream of rows waits the whole MaxWait. An idle gateway
 	// commits at once, so a lone request never waits.
 	MaxWait time.Duration
 	// Now stamps handled_at; defaults to time.Now.
