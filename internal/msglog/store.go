@@ -110,7 +110,10 @@ func (s *Store) Begin(ctx context.Context, e Entry) *Pending {
 // for more rows as soon as none is announced: at a steady concurrency,
 // when every request in flight is already in the batch, there is nothing
 // to wait for, and on an idle core Go rounds a sub-millisecond wait up to
-// a whole millisecond (docs/benchmarks.md).
+// a whole millisecond (docs/benchmarks.md). An Arrived that never comes
+// (a request that panicked) costs speed, not rows: the writer then waits
+// for each batch to stop growing, as it does for callers that announce
+// nothing.
 func (s *Store) Expect() { s.batches.expect() }
 
 // Arrived withdraws one Expect.
