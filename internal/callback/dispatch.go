@@ -2,7 +2,6 @@ package callback
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -32,7 +31,7 @@ const (
 func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, a *account, in *inbound, start time.Time) {
 	now := h.now()
 	m := in.msg
-	fields, err := json.Marshal(m)
+	fields, err := wechat.MessageJSON(m)
 	if err != nil {
 		fields = []byte("{}")
 	}

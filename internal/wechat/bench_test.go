@@ -65,3 +65,15 @@ func BenchmarkBuildReply(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerifyMsgSignature checks V1's msg_signature, the second of the
+// two signatures every safe-mode callback verifies.
+func BenchmarkVerifyMsgSignature(b *testing.B) {
+	v := vectorByName(b, "V1")
+	b.ReportAllocs()
+	for b.Loop() {
+		if !VerifyMsgSignature(v.Token, v.Timestamp, v.Nonce, v.Encrypt, v.MsgSignature) {
+			b.Fatal("V1's msg_signature rejected")
+		}
+	}
+}
