@@ -7,7 +7,9 @@
 //
 //	callbackprof --listen 127.0.0.1:0 --token T --aes-key K --app-id wx… \
 //	    --data DIR --cpuprofile cpu.pprof [--mutexprofile mutex.pprof --blockprofile block.pprof]
+//	    [--trace run.trace --trace-after 10s --trace-for 2s]
 //	go tool pprof -top cpu.pprof
+//	go tool trace run.trace
 //
 // It prints "callbackprof listening on http://ADDR"; the account is "bench",
 // at /wx/bench.
@@ -26,6 +28,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -44,6 +47,9 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole serving time here")
 	mutexProfile := flag.String("mutexprofile", "", "write a mutex contention profile here")
 	blockProfile := flag.String("blockprofile", "", "write a blocking profile here")
+	tracePath := flag.String("trace", "", "write an execution trace (runtime/trace) of a window of the load here")
+	traceAfter := flag.Duration("trace-after", 10*time.Second, "start the trace this long after listening (past the warm-up)")
+	traceFor := flag.Duration("trace-for", 2*time.Second, "length of the traced window (a trace grows by megabytes a second)")
 	flag.Parse()
 	if *token == "" || *aesKey == "" || *appID == "" || *data == "" {
 		log.Fatal("callbackprof: --token, --aes-key, --app-id and --data are required")
@@ -107,6 +113,9 @@ func main() {
 		}
 		defer f.Close()
 	}
+	if *tracePath != "" {
+		go traceWindow(ctx, *tracePath, *traceAfter, *traceFor)
+	}
 	fmt.Printf("callbackprof listening on http://%s\n", ln.Addr())
 	serveErr := srv.Serve(ctx, ln)
 	pprof.StopCPUProfile()
@@ -115,6 +124,30 @@ func main() {
 	if serveErr != nil {
 		log.Fatal(serveErr)
 	}
+}
+
+// traceWindow records an execution trace of [after, after+length) from
+// now: scheduling, garbage collection and system calls of every goroutine,
+// for the pauses a CPU profile does not show (the tail of the latency).
+func traceWindow(ctx context.Context, path string, after, length time.Duration) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(after):
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	if err := trace.Start(f); err != nil {
+		log.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(length):
+	}
+	trace.Stop()
 }
 
 func writeProfile(name, path string) {

@@ -356,7 +356,7 @@ func TestClusterSurvivesKills(t *testing.T) {
 			}
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("%d recipients still queued; schedule runs %+v", queued, runs())
+			t.Fatalf("%d recipients still queued; schedule runs %+v; %s", queued, runs(), queuedJobs(t, databaseURL))
 		}
 		sleep(t, ctx, time.Second)
 	}
@@ -537,4 +537,45 @@ func acceptToSentP99(t *testing.T, ctx context.Context, base, key string, ids []
 	}
 	slices.Sort(lat)
 	return lat[len(lat)*99/100]
+}
+
+// queuedJobs describes the recipients still queued and their River jobs,
+// so that a run out of time says whether it waited on a backoff, a rescue
+// or a job no instance picked up.
+func queuedJobs(t *testing.T, databaseURL string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := db.Open(ctx, databaseURL)
+	if err != nil {
+		return "queued jobs unknown: " + err.Error()
+	}
+	defer conn.Close()
+	rows, err := conn.QueryContext(ctx, `
+SELECT r.id, r.attempts, COALESCE(r.errcode, 0), r.errmsg, COALESCE(j.state::text, 'no job'), COALESCE(j.attempt, 0),
+    COALESCE(to_char(j.scheduled_at, 'HH24:MI:SS'), ''), COALESCE(to_char(j.attempted_at, 'HH24:MI:SS'), '')
+FROM push_recipients r LEFT JOIN river_job j ON j.kind = 'push_send' AND (j.args->>'recipient_id')::bigint = r.id
+WHERE r.status = 'queued' ORDER BY r.id LIMIT 20`)
+	if err != nil {
+		return "queued jobs unknown: " + err.Error()
+	}
+	defer rows.Close()
+	var b strings.Builder
+	fmt.Fprintf(&b, "at %s, queued recipients (at most 20):", time.Now().UTC().Format("15:04:05"))
+	for rows.Next() {
+		var (
+			id                            int64
+			attempts, errcode, jobTries   int
+			errmsg, state, due, attempted string
+		)
+		if err := rows.Scan(&id, &attempts, &errcode, &errmsg, &state, &jobTries, &due, &attempted); err != nil {
+			return b.String() + " " + err.Error()
+		}
+		fmt.Fprintf(&b, "\n  recipient %d: %d attempts, last %d %q; job %s, attempt %d, due %s, attempted %s",
+			id, attempts, errcode, errmsg, state, jobTries, due, attempted)
+	}
+	if err := rows.Err(); err != nil {
+		return b.String() + " " + err.Error()
+	}
+	return b.String()
 }
