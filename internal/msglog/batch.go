@@ -291,8 +291,11 @@ const checkpointRows = 1000
 // writerAutoCheckpoint is the write-ahead log size, in pages, at which the
 // writer's own connection checkpoints after a commit, as SQLite connections
 // do at 1000 by default: only a backstop here, reached when the checkpointer
-// cannot keep up (long readers), so that the log stays bounded.
-const writerAutoCheckpoint = 10000
+// cannot keep up (long readers), so that the log stays bounded. It sits well
+// above the length (16,000 pages) from which the checkpointer makes the log
+// start over itself: a checkpoint inside the writer's commit fsyncs while
+// holding the write gate and the one processor.
+const writerAutoCheckpoint = 40000
 
 // checkpointer copies the write-ahead log back into the SQLite database on
 // a pooled connection of its own, whenever the writer has committed
@@ -300,15 +303,21 @@ const writerAutoCheckpoint = 10000
 // fills the log, with its writes and fsyncs, while every caller waits on
 // that commit; a PASSIVE checkpoint beside the writer blocks neither it nor
 // readers, and the log restarts from its beginning at the next commit after
-// a complete one.
+// a complete one. db.WALCheckpointer does the fsyncs without holding a
+// processor where it can.
 func (b *batcher) checkpointer() {
 	defer close(b.checkpointsDone)
+	checkpointer, err := b.store.db.NewWALCheckpointer()
+	if err != nil {
+		// Not SQLite: newBatcher starts no checkpointer there.
+		return
+	}
+	defer checkpointer.Close()
 	for range b.checkpoints {
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-		var busy, logPages, checkpointed int
 		// A failure (the database closing, a checkpoint already running)
 		// leaves the work to the next request or to the writer's backstop.
-		_ = b.store.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &checkpointed)
+		_, _, _ = checkpointer.Checkpoint(ctx)
 		cancel()
 	}
 }
