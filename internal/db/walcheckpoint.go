@@ -11,6 +11,30 @@ import (
 	"os"
 )
 
+// WALCheckpointer checkpoints one SQLite database (see Checkpoint). It is
+// used by one goroutine at a time.
+type WALCheckpointer struct {
+	d      *DB
+	syncer *fileSyncer // nil where the kernel cannot fsync asynchronously
+}
+
+// NewWALCheckpointer returns a checkpointer for d, a SQLite database; Close
+// it when done.
+func (d *DB) NewWALCheckpointer() (*WALCheckpointer, error) {
+	if d.Dialect != SQLite {
+		return nil, fmt.Errorf("a WAL checkpointer on a %s database", d.Dialect)
+	}
+	return &WALCheckpointer{d: d, syncer: newFileSyncer()}, nil
+}
+
+// Close releases what the asynchronous fsyncs hold.
+func (c *WALCheckpointer) Close() error {
+	if c.syncer == nil {
+		return nil
+	}
+	return c.syncer.close()
+}
+
 // Checkpoint copies the write-ahead log of a SQLite database back into
 // the database file (a PASSIVE checkpoint: it waits for nobody and copies
 // what no reader still needs), and returns the frames in the log and the
@@ -66,7 +90,7 @@ func (c *WALCheckpointer) Checkpoint(ctx context.Context) (logFrames, copied int
 }
 
 // walRestartFrames is the log's length, in frames (pages), from which
-// Checkpoint makes sure the log starts over: about 20 MB.
+// Checkpoint makes sure the log starts over: about 64 MB of 4 KB pages.
 const walRestartFrames = 16000
 
 func (c *WALCheckpointer) checkpointOnce(ctx context.Context) (logFrames, copied int, err error) {
@@ -77,30 +101,6 @@ func (c *WALCheckpointer) checkpointOnce(ctx context.Context) (logFrames, copied
 		}
 	}
 	return c.d.checkpointBySQLite(ctx, c.d.DB)
-}
-
-// WALCheckpointer checkpoints one SQLite database (see Checkpoint). It is
-// used by one goroutine at a time.
-type WALCheckpointer struct {
-	d      *DB
-	syncer *fileSyncer // nil where the kernel cannot fsync asynchronously
-}
-
-// NewWALCheckpointer returns a checkpointer for d, a SQLite database; Close
-// it when done.
-func (d *DB) NewWALCheckpointer() (*WALCheckpointer, error) {
-	if d.Dialect != SQLite {
-		return nil, fmt.Errorf("a WAL checkpointer on a %s database", d.Dialect)
-	}
-	return &WALCheckpointer{d: d, syncer: newFileSyncer()}, nil
-}
-
-// Close releases what the asynchronous fsyncs hold.
-func (c *WALCheckpointer) Close() error {
-	if c.syncer == nil {
-		return nil
-	}
-	return c.syncer.close()
 }
 
 // checkpointConn is what a checkpoint runs on: the pool or one connection.
