@@ -76,10 +76,13 @@ func (c *WALCheckpointer) Close() error {
 // on, so frames come in during every checkpoint. Once the log holds
 // walRestartFrames, a second round runs right after the first with the
 // write gate held, so that it copies the few frames that came meanwhile and
-// the next write restarts the log.
+// the next write restarts the log. It runs even when the first round
+// copied everything: a write transaction already open then (its snapshot
+// taken before the copy) appends to the log instead of restarting it, and
+// holding the gate waits for that transaction to end.
 func (c *WALCheckpointer) Checkpoint(ctx context.Context) (logFrames, copied int, err error) {
 	logFrames, copied, err = c.checkpointOnce(ctx)
-	if err != nil || c.syncer == nil || logFrames < walRestartFrames || copied >= logFrames {
+	if err != nil || c.syncer == nil || logFrames < walRestartFrames {
 		return logFrames, copied, err
 	}
 	if err := c.d.gate.acquire(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // openPagesDB opens a SQLite database with a table whose rows take about
@@ -112,6 +113,67 @@ func TestFileSyncer(t *testing.T) {
 // Checkpoints beside a busy writer copy the log, leave the database whole,
 // put every pooled connection back at synchronous NORMAL, and get the log
 // to start over once it is long.
+// A write transaction open while the checkpoint copies the whole log took
+// its snapshot before the copy, so its commit appends to the log instead of
+// starting it over. The checkpoint must still get the log to start over.
+func TestWALCheckpointerRestartsPastAnOpenTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	d := openPagesDB(t)
+	c, err := d.NewWALCheckpointer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.syncer == nil {
+		t.Skip("no asynchronous fsync on this kernel: the checkpoint is SQLite's own")
+	}
+	writer, err := d.DB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	if _, err := writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		t.Fatal(err)
+	}
+	writePages(t, writer, walRestartFrames+500)
+	long := walIndexOf(t, d)
+
+	tx, err := writer.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePages(t, tx, 5)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.Checkpoint(ctx)
+		done <- err
+	}()
+	// The first round copies every committed frame; only then does the
+	// transaction commit.
+	deadline := time.Now().Add(30 * time.Second)
+	for w := walIndexOf(t, d); w.backfilled < long.frames; w = walIndexOf(t, d) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the checkpoint did not copy the committed log: %+v", w)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the checkpoint returned (%v) before copying the committed log", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	writePages(t, writer, 1)
+	if now := walIndexOf(t, d); now.salt == long.salt || now.frames >= long.frames {
+		t.Errorf("the log did not start over: %+v before the checkpoint, %+v after it and a write", long, now)
+	}
+}
+
 func TestWALCheckpointerBesideAWriter(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
