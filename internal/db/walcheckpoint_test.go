@@ -110,34 +110,43 @@ func TestFileSyncer(t *testing.T) {
 	}
 }
 
-// Checkpoints beside a busy writer copy the log, leave the database whole,
-// put every pooled connection back at synchronous NORMAL, and get the log
-// to start over once it is long.
+// longLog returns a database whose log is past walRestartFrames and not
+// yet copied, a checkpointer, and the writer's connection, which leaves
+// checkpoints to the checkpointer as the message log's writer does.
+func longLog(t *testing.T) (*DB, *WALCheckpointer, *sql.Conn, walIndex) {
+	t.Helper()
+	d := openPagesDB(t)
+	c, err := d.NewWALCheckpointer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	writer, err := d.DB.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { writer.Close() })
+	if _, err := writer.ExecContext(t.Context(), `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		t.Fatal(err)
+	}
+	writePages(t, writer, walRestartFrames+500)
+	long := walIndexOf(t, d)
+	if long.frames < walRestartFrames || long.backfilled != 0 {
+		t.Fatalf("after the long write the WAL index reads %+v", long)
+	}
+	return d, c, writer, long
+}
+
 // A write transaction open while the checkpoint copies the whole log took
 // its snapshot before the copy, so its commit appends to the log instead of
 // starting it over. The checkpoint must still get the log to start over.
 func TestWALCheckpointerRestartsPastAnOpenTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	d := openPagesDB(t)
-	c, err := d.NewWALCheckpointer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	d, c, writer, long := longLog(t)
 	if c.syncer == nil {
 		t.Skip("no asynchronous fsync on this kernel: the checkpoint is SQLite's own")
 	}
-	writer, err := d.DB.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	if _, err := writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
-		t.Fatal(err)
-	}
-	writePages(t, writer, walRestartFrames+500)
-	long := walIndexOf(t, d)
 
 	tx, err := writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -174,33 +183,13 @@ func TestWALCheckpointerRestartsPastAnOpenTransaction(t *testing.T) {
 	}
 }
 
+// Checkpoints beside a busy writer copy the log, leave the database whole,
+// put every pooled connection back at synchronous NORMAL, and get the log
+// to start over once it is long.
 func TestWALCheckpointerBesideAWriter(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	d := openPagesDB(t)
-	c, err := d.NewWALCheckpointer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-
-	// The writer's connection leaves checkpoints to c, as the message
-	// log's writer does.
-	writer, err := d.DB.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	if _, err := writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
-		t.Fatal(err)
-	}
-	// Past walRestartFrames, so that the checkpoint that follows makes the
-	// log start over.
-	writePages(t, writer, walRestartFrames+500)
-	long := walIndexOf(t, d)
-	if long.frames < walRestartFrames || long.backfilled != 0 {
-		t.Fatalf("after the long write the WAL index reads %+v", long)
-	}
+	d, c, writer, long := longLog(t)
 
 	var commits atomic.Int64
 	stop := make(chan struct{})
